@@ -1,0 +1,292 @@
+"""Signal-processing baselines from the motion-anonymization papers.
+
+They do not look at any label: ``fit`` only learns the window shape (and, for
+:class:`GaussianNoise`, the per-channel scale). They are the reference points every learned
+protector must beat on the privacy-utility frontier.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import signal
+from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from ..base import BaseProtector
+from ..utils.estimator_checks import register_estimator_check_config
+
+__all__ = ["Downsampler", "GaussianNoise", "SSASmoother"]
+
+
+class _StatelessMotionProtector(BaseProtector):
+    """A protector whose ``fit`` only records the window shape."""
+
+    # These protectors are label-free: do not ask meta-estimators for sensitive labels.
+    __metadata_request__fit = {"sensitive_features": False}
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, *, sensitive_features=None):
+        """Record the window shape; no label is used.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_windows, n_timestamps, n_channels) or (n_windows, n_timestamps)
+            Motion windows.
+        y : Ignored
+        sensitive_features : Ignored
+
+        Returns
+        -------
+        self : object
+        """
+        X = self._validate_motion(X, reset=True)
+        self._check_params_against(X)
+        return self
+
+    def _check_params_against(self, X):
+        """Hook for parameter checks that depend on the data shape."""
+
+    def transform(self, X):
+        """Protect motion windows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_windows, n_timestamps, n_channels) or (n_windows, n_timestamps)
+            Motion windows shaped like the training windows.
+
+        Returns
+        -------
+        X_protected : ndarray of the same shape as ``X`` (float32)
+        """
+        check_is_fitted(self)
+        X_valid = self._validate_motion(X, reset=False)
+        return self._restore_motion(self._transform(X_valid), X)
+
+    def _transform(self, X):
+        raise NotImplementedError
+
+
+class Downsampler(_StatelessMotionProtector):
+    """Low-pass each window by FFT resampling to a lower rate.
+
+    The published baseline: resampling 50 Hz windows to 10 Hz or 5 Hz removes the fine
+    gait detail that identifies people. With ``restore_length=True`` the result is
+    resampled back to the original length, so it can replace the raw windows in front of
+    any model.
+
+    Parameters
+    ----------
+    target_rate : float, default=10.0
+        Sampling rate after downsampling, in Hz. Must not exceed ``sampling_rate``.
+    sampling_rate : float, default=50.0
+        Sampling rate of the input windows, in Hz.
+    restore_length : bool, default=True
+        Resample back to the input length (band-limited, same rate as the input).
+
+    Attributes
+    ----------
+    n_timestamps_in_, n_channels_in_ : int
+        Shape of the training windows.
+    n_features_in_ : int
+        ``n_timestamps_in_ * n_channels_in_``.
+    n_timestamps_out_ : int
+        Length of the output windows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_privacy.motion import Downsampler
+    >>> X = np.random.default_rng(0).normal(size=(4, 128, 2))
+    >>> Downsampler(target_rate=10).fit_transform(X).shape
+    (4, 128, 2)
+    >>> Downsampler(target_rate=10, restore_length=False).fit_transform(X).shape
+    (4, 26, 2)
+    """
+
+    _parameter_constraints = {
+        "target_rate": [Interval(Real, 0, None, closed="neither")],
+        "sampling_rate": [Interval(Real, 0, None, closed="neither")],
+        "restore_length": ["boolean"],
+    }
+
+    def __init__(self, target_rate=10.0, sampling_rate=50.0, restore_length=True):
+        self.target_rate = target_rate
+        self.sampling_rate = sampling_rate
+        self.restore_length = restore_length
+
+    def _check_params_against(self, X):
+        if self.target_rate > self.sampling_rate:
+            raise ValueError(
+                f"target_rate={self.target_rate} Hz exceeds sampling_rate={self.sampling_rate} Hz: "
+                "Downsampler only lowers the rate."
+            )
+        n_low = max(1, int(round(X.shape[1] * self.target_rate / self.sampling_rate)))
+        self._n_low = n_low
+        self.n_timestamps_out_ = X.shape[1] if self.restore_length else n_low
+
+    def _transform(self, X):
+        low = signal.resample(X, self._n_low, axis=1)
+        if self.restore_length:
+            low = signal.resample(low, X.shape[1], axis=1)
+        return low.astype(np.float32, copy=False)
+
+
+class SSASmoother(_StatelessMotionProtector):
+    """Singular spectrum analysis smoothing, batched over all windows and channels.
+
+    Each channel of each window is embedded in an ``L x K`` trajectory matrix
+    (``L = embedding_window``, ``K = T - L + 1``), projected on its first
+    ``n_components`` singular vectors and mapped back to a series by anti-diagonal
+    averaging. The leading singular vectors come from the eigen-decomposition of the
+    ``L x L`` lag-covariance matrices of all windows at once (identical to a truncated
+    SVD, much cheaper), so there is no per-window Python loop.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of leading components kept (the papers use 1 and 2).
+    embedding_window : int, default=10
+        Embedding dimension ``L``; at most the window length.
+
+    Attributes
+    ----------
+    n_timestamps_in_, n_channels_in_ : int
+        Shape of the training windows.
+    n_features_in_ : int
+        ``n_timestamps_in_ * n_channels_in_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_privacy.motion import SSASmoother
+    >>> X = np.random.default_rng(0).normal(size=(4, 128, 2))
+    >>> SSASmoother(n_components=2).fit_transform(X).shape
+    (4, 128, 2)
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "embedding_window": [Interval(Integral, 2, None, closed="left")],
+    }
+
+    def __init__(self, n_components=1, embedding_window=10):
+        self.n_components = n_components
+        self.embedding_window = embedding_window
+
+    def _check_params_against(self, X):
+        if self.embedding_window > X.shape[1]:
+            raise ValueError(
+                f"embedding_window={self.embedding_window} exceeds the window length: got "
+                f"windows of {X.shape[1]} samples, i.e. n_features = {X.shape[1]} for 2-D input."
+            )
+        if self.n_components > self.embedding_window:
+            raise ValueError(
+                f"n_components={self.n_components} exceeds embedding_window="
+                f"{self.embedding_window}."
+            )
+
+    def _transform(self, X):
+        n, T, d = X.shape
+        L = self.embedding_window
+        K = T - L + 1
+        series = np.moveaxis(X, 2, 1).reshape(n * d, T).astype(np.float64)
+        # Trajectory matrices (n*d, L, K) as a strided view: no copy.
+        traj = np.lib.stride_tricks.sliding_window_view(series, K, axis=1)
+        cov = traj @ traj.transpose(0, 2, 1)
+        _, eigvec = np.linalg.eigh(cov)  # ascending eigenvalues
+        U = eigvec[:, :, ::-1][:, :, : self.n_components]
+        recon = U @ (U.transpose(0, 2, 1) @ traj)  # (n*d, L, K)
+        # Anti-diagonal averaging: element (i, j) belongs to time i + j.
+        t_index = np.add.outer(np.arange(L), np.arange(K))
+        sums = np.zeros((n * d, T))
+        for i in range(L):  # L (~10) vectorised passes, not a per-window loop
+            sums[:, t_index[i]] += recon[:, i, :]
+        counts = np.bincount(t_index.ravel(), minlength=T)
+        smoothed = sums / counts
+        return np.moveaxis(smoothed.reshape(n, d, T), 1, 2).astype(np.float32)
+
+
+def _ssa_reference(series, embedding_window, n_components):
+    """Textbook SSA of one 1-D series: SVD of its trajectory matrix, then diagonal
+    averaging. One series at a time; kept as the reference that the batched
+    :class:`SSASmoother` is tested and benchmarked against."""
+    T = len(series)
+    L = embedding_window
+    K = T - L + 1
+    traj = np.column_stack([series[j : j + L] for j in range(K)])  # (L, K)
+    U, S, Vt = np.linalg.svd(traj, full_matrices=False)
+    recon = (U[:, :n_components] * S[:n_components]) @ Vt[:n_components]
+    out = np.zeros(T)
+    counts = np.zeros(T)
+    for i in range(L):
+        for j in range(K):
+            out[i + j] += recon[i, j]
+            counts[i + j] += 1
+    return out / counts
+
+
+class GaussianNoise(_StatelessMotionProtector):
+    """Add Gaussian noise scaled to each channel's spread.
+
+    Parameters
+    ----------
+    sigma : float, default=0.5
+        Noise standard deviation as a multiple of each channel's standard deviation on
+        the training windows.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the noise. With an int, ``transform`` is deterministic (the same input gets
+        the same noise), which keeps cross-validation reproducible.
+
+    Attributes
+    ----------
+    scale_ : ndarray of shape (n_channels,)
+        Noise standard deviation per channel, in input units.
+    n_timestamps_in_, n_channels_in_, n_features_in_ : int
+        Shape of the training windows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_privacy.motion import GaussianNoise
+    >>> X = np.zeros((2, 128, 1)) + np.arange(128)[None, :, None]
+    >>> GaussianNoise(sigma=0.1, random_state=0).fit_transform(X).shape
+    (2, 128, 1)
+    """
+
+    _parameter_constraints = {
+        "sigma": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, sigma=0.5, random_state=None):
+        self.sigma = sigma
+        self.random_state = random_state
+
+    def _check_params_against(self, X):
+        std = X.reshape(-1, X.shape[2]).std(axis=0)
+        self.scale_ = (self.sigma * np.where(std > 0, std, 1.0)).astype(np.float32)
+
+    def _transform(self, X):
+        rng = check_random_state(self.random_state)
+        noise = rng.standard_normal(X.shape).astype(np.float32) * self.scale_
+        return (X + noise).astype(np.float32, copy=False)
+
+
+register_estimator_check_config(
+    "GaussianNoise",
+    expected_failed_checks={
+        check: "noise is drawn for the whole batch, so a window's noise depends on its "
+        "position in the batch (transform is deterministic only for the same batch)"
+        for check in (
+            "check_methods_subset_invariance",
+            "check_methods_sample_order_invariance",
+        )
+    },
+)
+register_estimator_check_config(
+    "SSASmoother",
+    # The checks use 2-D data with 1 to 10 columns, read as windows of 1 to 10 samples.
+    fast_params={"embedding_window": 2},
+)
