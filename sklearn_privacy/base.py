@@ -12,10 +12,8 @@ from abc import ABCMeta, abstractmethod
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
-
 from .utils._torch import resolve_device, seed_torch
-from .utils.validation import check_images, check_motion_windows, restore_motion_layout
+from .utils.validation import check_images, restore_motion_layout, validate_motion_windows
 
 __all__ = ["BaseProtector"]
 
@@ -75,24 +73,7 @@ class BaseProtector(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     # -- helpers for subclasses -------------------------------------------------
     def _validate_motion(self, X, *, reset):
         """Validate motion windows; on ``reset`` record their shape."""
-        X_checked = check_motion_windows(X)
-        n_timestamps, n_channels = X_checked.shape[1:]
-        if reset:
-            self.n_timestamps_in_ = n_timestamps
-            self.n_channels_in_ = n_channels
-            # The flattened width, so scikit-learn's 2-D conventions hold.
-            self.n_features_in_ = n_timestamps * n_channels
-        else:
-            check_is_fitted(self)
-            if (n_timestamps, n_channels) != (self.n_timestamps_in_, self.n_channels_in_):
-                # Worded like scikit-learn's own check so tools that parse it still work.
-                raise ValueError(
-                    f"X has {n_timestamps * n_channels} features, but {type(self).__name__} "
-                    f"is expecting {self.n_features_in_} features as input: windows of shape "
-                    f"({n_timestamps}, {n_channels}) were given, ({self.n_timestamps_in_}, "
-                    f"{self.n_channels_in_}) expected."
-                )
-        return X_checked
+        return validate_motion_windows(self, X, reset=reset)
 
     @staticmethod
     def _restore_motion(Xt, X):
@@ -139,6 +120,9 @@ class BaseProtector(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = self.input_kind == "motion"
+        # Image protectors take (n, H, W, 3) images only: declaring no 2-D support makes
+        # scikit-learn skip its tabular-data checks instead of failing them.
+        tags.input_tags.two_d_array = self.input_kind == "motion"
         tags.input_tags.allow_nan = False
         tags.requires_fit = True
         if tags.transformer_tags is not None:

@@ -3,8 +3,14 @@
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["check_motion_windows", "check_images", "restore_motion_layout"]
+__all__ = [
+    "check_images",
+    "check_motion_windows",
+    "restore_motion_layout",
+    "validate_motion_windows",
+]
 
 
 def _reject_empty_and_nonfinite(X, what):
@@ -56,6 +62,32 @@ def check_motion_windows(X, *, dtype=np.float32, min_timestamps=1):
     if X.shape[1] < min_timestamps:
         raise ValueError(
             f"Motion windows need at least {min_timestamps} timestamps; got shape {X.shape}."
+        )
+    return X
+
+
+def validate_motion_windows(estimator, X, *, reset, dtype=np.float32):
+    """Validate motion windows for ``estimator`` and return them as ``(n, T, d)``.
+
+    On ``reset`` it records ``n_timestamps_in_``, ``n_channels_in_`` and
+    ``n_features_in_ = T * d`` (the flattened width, so scikit-learn's 2-D conventions
+    hold); otherwise it checks the window shape against them, worded like scikit-learn's
+    own check so tools that parse that message still work.
+    """
+    X = check_motion_windows(X, dtype=dtype)
+    n_timestamps, n_channels = X.shape[1:]
+    if reset:
+        estimator.n_timestamps_in_ = n_timestamps
+        estimator.n_channels_in_ = n_channels
+        estimator.n_features_in_ = n_timestamps * n_channels
+        return X
+    check_is_fitted(estimator)
+    if (n_timestamps, n_channels) != (estimator.n_timestamps_in_, estimator.n_channels_in_):
+        raise ValueError(
+            f"X has {n_timestamps * n_channels} features, but {type(estimator).__name__} "
+            f"is expecting {estimator.n_features_in_} features as input: windows of shape "
+            f"({n_timestamps}, {n_channels}) were given, ({estimator.n_timestamps_in_}, "
+            f"{estimator.n_channels_in_}) expected."
         )
     return X
 

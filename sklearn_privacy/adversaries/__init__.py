@@ -1,0 +1,19 @@
+"""Attackers: the models a protector must defeat.
+
+- :class:`TimeSeriesCNNClassifier`: a skorch-trained 1-D CNN on motion windows.
+- :class:`MotionFeatures` + :func:`make_feature_attacker`: hand-crafted motion features
+  and gradient boosting, a second, unrelated attacker family.
+- :class:`ImageCNNClassifier`: a small image CNN that owns its preprocessing, so image
+  attacks can differentiate through it (:meth:`ImageCNNClassifier.torch_model`).
+"""
+
+from ._features import MotionFeatures, make_feature_attacker
+from ._image_cnn import ImageCNNClassifier
+from ._time_series_cnn import TimeSeriesCNNClassifier
+
+__all__ = [
+    "ImageCNNClassifier",
+    "MotionFeatures",
+    "TimeSeriesCNNClassifier",
+    "make_feature_attacker",
+]

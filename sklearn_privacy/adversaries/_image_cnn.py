@@ -1,0 +1,243 @@
+"""A skorch-trained image CNN that owns its preprocessing (the attacked / attacker model)."""
+
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import _fit_context
+from sklearn.utils import gen_batches
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ..utils.estimator_checks import register_estimator_check_config
+from ..utils.validation import check_images
+from ._modules import ImageCNN, resize_images
+from ._torch_base import BaseTorchClassifier
+
+__all__ = ["ImageCNNClassifier"]
+
+
+class ImageCNNClassifier(BaseTorchClassifier):
+    """Small image CNN trained with skorch, with its resize and normalisation built in.
+
+    Images are resized to ``input_size`` (bilinear, antialiased) and standardised per
+    channel with the statistics of the resized training images; both steps live in the
+    fitted torch module, so :meth:`torch_model` maps raw float images of any size to
+    logits and image attacks (P-FGSM, EdgeFool) can differentiate through the exact
+    deployed preprocessing. Training uses AdamW and cross-entropy; early stopping
+    monitors the loss on a split of the *training* data and restores the best weights.
+
+    Parameters
+    ----------
+    architecture : {"small", "wide", "resnet"}, default="small"
+        ``"small"``: three VGG-style stages (2 x conv3-BN-ReLU + max-pool, widths
+        ``n_filters`` x 1, 2, 4). ``"wide"``: two stages of one 5x5 conv (widths
+        ``n_filters`` x 2, 4). ``"resnet"``: a ResNet-8-like net (stem + three basic
+        blocks). All end in global average pooling, dropout and a linear layer. The
+        alternatives give "unseen architectures" for transfer tests.
+    n_filters : int, default=32
+        Base width.
+    input_size : int, default=32
+        Side of the square images the network sees (at least 8).
+    dropout : float in [0, 1), default=0.3
+        Dropout before the linear layer.
+    max_epochs : int, default=30
+        Largest number of passes over the training data.
+    lr : float, default=1e-3
+        AdamW learning rate.
+    batch_size : int, default=128
+        Mini-batch size, for training and for (bounded-memory) prediction.
+    weight_decay : float, default=1e-4
+        AdamW's decoupled weight decay.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in scikit-learn.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the training data, stop when its loss has
+        not improved for ``patience`` epochs and restore the best epoch's weights.
+    patience : int, default=5
+        Epochs without improvement before stopping.
+    validation_fraction : float in (0, 1), default=0.15
+        Share of the training images (of the groups, when ``groups`` are passed to
+        ``fit``) held out for early stopping.
+    augment : bool, default=False
+        While training, flip each image horizontally at random and translate it by up
+        to ``input_size // 8`` pixels (reflect padding + random crop).
+    verbose : int, default=0
+        ``>= 1``: skorch's epoch table and a progress bar.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the batch order, dropout, augmentation and the split.
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when available.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    n_features_in_ : int
+        ``height * width * 3`` of the training images. Images of other sizes are
+        accepted at prediction time since every image is resized to ``input_size``.
+    image_shape_in_ : tuple of int
+        ``(height, width)`` of the training images.
+    module_ : ImageCNN
+        The fitted torch module (see :meth:`torch_model`).
+    history_ : skorch.history.History
+        Per-epoch training (and validation) losses.
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int
+        Epoch whose weights were kept (the last one without early stopping).
+    validation_groups_ : ndarray or None
+        The groups held out for early stopping, when ``groups`` were given.
+    device_ : str
+        Device used.
+
+    Notes
+    -----
+    Input is ``(n, H, W, 3)``, uint8 in [0, 255] or float in [0, 1]; 2-D tabular
+    input raises a ``ValueError``. scikit-learn's estimator checks feed 2-D data only,
+    so the ``two_d_array`` tag is off and those checks skip this class; the
+    data-free API checks are run in the test suite instead. ``groups`` routing works
+    as in :class:`TimeSeriesCNNClassifier` (requested by default).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sklearn_privacy.adversaries import ImageCNNClassifier
+    >>> y = np.repeat([0, 1], 16)
+    >>> X = np.zeros((32, 16, 16, 3), dtype=np.uint8)
+    >>> X[y == 0, ..., 0] = 200
+    >>> X[y == 1, ..., 2] = 200
+    >>> clf = ImageCNNClassifier(n_filters=4, input_size=16, max_epochs=5, lr=1e-2,
+    ...                          early_stopping=False, random_state=0).fit(X, y)
+    >>> clf.torch_model()(torch.rand(2, 3, 40, 40)).shape
+    torch.Size([2, 2])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseTorchClassifier._parameter_constraints,
+        "architecture": [StrOptions({"small", "wide", "resnet"})],
+        "input_size": [Interval(Integral, 8, None, closed="left")],
+        "augment": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        architecture="small",
+        n_filters=32,
+        input_size=32,
+        dropout=0.3,
+        max_epochs=30,
+        lr=1e-3,
+        batch_size=128,
+        weight_decay=1e-4,
+        class_weight=None,
+        early_stopping=True,
+        patience=5,
+        validation_fraction=0.15,
+        augment=False,
+        verbose=0,
+        random_state=None,
+        device="auto",
+    ):
+        self.architecture = architecture
+        self.n_filters = n_filters
+        self.input_size = input_size
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.class_weight = class_weight
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.augment = augment
+        self.verbose = verbose
+        self.random_state = random_state
+        self.device = device
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, *, groups=None):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_images, height, width, 3)
+            uint8 images in [0, 255] or float images in [0, 1].
+        y : array-like of shape (n_images,)
+            Labels.
+        groups : array-like of shape (n_images,), default=None
+            Group of each image (e.g. the person), making the early-stopping split
+            grouped. Ignored when ``early_stopping=False``.
+
+        Returns
+        -------
+        self : ImageCNNClassifier
+        """
+        return self._fit(X, y, groups)
+
+    def _validate_X(self, X, *, reset):
+        if not reset:
+            check_is_fitted(self)
+        X, _ = check_images(X)
+        if reset:
+            self.image_shape_in_ = tuple(int(s) for s in X.shape[1:3])
+            self.n_features_in_ = int(np.prod(X.shape[1:]))
+        return X
+
+    def _batch_to_tensor(self, X_batch):
+        return torch.from_numpy(np.ascontiguousarray(X_batch)).permute(0, 3, 1, 2)
+
+    def _fit_inputs(self, X):
+        size = self.input_size
+        if X.shape[1:3] == (size, size):
+            return np.ascontiguousarray(X.transpose(0, 3, 1, 2))
+        out = np.empty((X.shape[0], 3, size, size), dtype=np.float32)
+        with torch.no_grad():
+            for batch in gen_batches(X.shape[0], self.batch_size):
+                xb = self._batch_to_tensor(X[batch]).to(self.device_)
+                out[batch] = resize_images(xb, size).cpu().numpy()
+        return out
+
+    def _build_module(self, X_fit, n_classes):
+        mean = X_fit.mean(axis=(0, 2, 3), dtype=np.float64)
+        std = X_fit.std(axis=(0, 2, 3), dtype=np.float64)
+        std = np.where(std > 1e-6, std, 1.0)
+        return ImageCNN(
+            n_classes, architecture=self.architecture, n_filters=self.n_filters,
+            input_size=self.input_size, dropout=self.dropout,
+            mean=mean.astype(np.float32), std=std.astype(np.float32), augment=self.augment,
+        )
+
+    def torch_model(self):
+        """The fitted torch module, in eval mode on ``device_``.
+
+        It maps float images ``(N, 3, H, W)`` in [0, 1], of any size, to logits
+        ``(N, n_classes)``, including the resize to ``input_size`` and the
+        normalisation, so attacks can differentiate through the deployed
+        preprocessing. This is the fitted module itself, not a copy: do not train it.
+
+        Returns
+        -------
+        module : torch.nn.Module
+        """
+        return self._inference_module()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Images only: scikit-learn's checks (2-D data) do not apply.
+        tags.input_tags.two_d_array = False
+        return tags
+
+
+register_estimator_check_config(
+    "ImageCNNClassifier",
+    fast_params={
+        "n_filters": 4,
+        "input_size": 8,
+        "max_epochs": 2,
+        "early_stopping": False,
+    },
+)
