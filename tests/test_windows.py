@@ -82,6 +82,16 @@ def test_windows_match_reference(recordings, length, step, include_transitions, 
         covered = bunch["activity"][r][s : s + length]
         assert np.all(covered == windows.y[i])  # one label per window
         np.testing.assert_array_equal(windows.X[i], bunch["recordings"][r][s : s + length].astype(np.float32))
+    # Segments: consecutive windows share one exactly when they lie in the same run
+    # (same recording, same label, starts one step apart with no other label between).
+    seg = windows.segment
+    assert seg[0] == 0 and np.all(np.diff(seg) >= 0) and np.all(np.diff(seg) <= 1)
+    for i in range(1, len(expected)):
+        (r0, s0), (r1, s1) = expected[i - 1], expected[i]
+        same_run = r0 == r1 and s1 - s0 == step and np.all(
+            bunch["activity"][r0][s0 : s1 + length] == windows.y[i]
+        )
+        assert (seg[i] == seg[i - 1]) == same_run
     # Coverage never exceeds the samples of the kept runs.
     samples = sum(len(a) for a in bunch["activity"])
     assert len(expected) * min(length, step) <= samples

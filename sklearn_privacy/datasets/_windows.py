@@ -133,6 +133,9 @@ def window_starts(labels, lengths, allowed, length, step):
     -------
     starts : ndarray of shape (n_windows,), dtype int64
         Index into ``labels`` of each window's first sample, in increasing order.
+    segment : ndarray of shape (n_windows,), dtype int64
+        Index of the run (contiguous samples of one label in one recording) each window
+        comes from, numbered from 0 in order.
     """
     n = len(labels)
     boundary = np.zeros(n, dtype=bool)
@@ -148,7 +151,8 @@ def window_starts(labels, lengths, allowed, length, step):
     counts = (run_length - length) // step + 1
     first = np.cumsum(counts) - counts  # index of each run's first window
     rank = np.arange(counts.sum()) - np.repeat(first, counts)
-    return np.repeat(run_start, counts) + step * rank
+    segment = np.repeat(np.arange(len(counts)), counts)
+    return np.repeat(run_start, counts) + step * rank, segment
 
 
 def _gather(features, starts, length, chunk=4096):
@@ -224,6 +228,12 @@ def make_windows(
             Subject and recording id of each window.
         start : ndarray of shape (n_windows,), dtype int64
             Index, in its recording, of each window's first sample.
+        segment : ndarray of shape (n_windows,), dtype int64
+            Id of the run of one activity in one recording that each window lies in.
+            Overlapping windows share a segment, so grouping by segment keeps
+            near-duplicates on one side of a split; it is the finest group that an
+            attacker's validation split can use when each person has a single training
+            recording (grouping by recording would then hold out whole people).
         channels : list of str
             Names of the ``n_channels`` output channels.
         attributes, activity_names, sampling_rate
@@ -266,7 +276,7 @@ def make_windows(
             keep &= ~np.isin(run_labels, transitions)
         return keep
 
-    starts = window_starts(labels, lengths, allowed, length, step)
+    starts, segment = window_starts(labels, lengths, allowed, length, step)
     if len(starts) == 0:
         raise ValueError(
             f"no window of {length} samples fits inside a run of one kept activity "
@@ -280,6 +290,7 @@ def make_windows(
         subject=subject[which],
         recording=recording[which],
         start=(starts - offsets[which]).astype(np.int64),
+        segment=segment,
         channels=out_names,
         length=length,
         step=step,
