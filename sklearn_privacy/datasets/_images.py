@@ -1,0 +1,423 @@
+"""Image data set loaders: UTKFace face chips and CIFAR-10.
+
+Both read local files only (no download). JPEGs are decoded with Pillow in a thread pool
+(decoding releases the GIL) straight into one preallocated uint8 array.
+"""
+
+import codecs
+import numbers
+import os
+import pickle
+import re
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.utils import Bunch
+
+__all__ = ["load_utkface", "load_cifar10"]
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+_UTKFACE_LAYOUT = (
+    "a folder of UTKFace face chips named <age>_<gender>_<race>_<datetime>.jpg.chip.jpg "
+    "(e.g. crop_part1/, or its parent holding crop_part1/)"
+)
+_CIFAR10_LAYOUT = (
+    "either JPEG folders <path>/train/<class>/NNNN.jpg and <path>/test/<class>/NNNN.jpg, "
+    "or the pickled python batches data_batch_1..data_batch_5, test_batch and batches.meta "
+    "(in <path> or <path>/cifar-10-batches-py)"
+)
+_UTKFACE_SUFFIX = ".jpg.chip.jpg"
+
+_UTKFACE_DESCR = """UTKFace (crop_part1): aligned and cropped face chips
+=====================================================
+
+Z. Zhang, Y. Song, H. Qi. Age Progression/Regression by Conditional Adversarial
+Autoencoder. IEEE CVPR 2017. Non-commercial research purposes only; the copyright of the
+images belongs to their original owners.
+
+Labels come from the file names ``<age>_<gender>_<race>_<datetime>.jpg.chip.jpg``:
+
+- age: integer years;
+- gender: 0 = male, 1 = female;
+- race: 0 = White, 1 = Black, 2 = Asian, 3 = Indian, 4 = Others.
+
+Files whose names do not parse are skipped and listed in ``skipped`` with the reason
+(crop_part1 holds two such names, each missing a label). Images are in sorted file-name
+order.
+"""
+
+_CIFAR10_DESCR = """CIFAR-10: 32x32 colour images in 10 classes
+==========================================
+
+A. Krizhevsky. Learning Multiple Layers of Features from Tiny Images. Technical report,
+University of Toronto, 2009. Cite the report when using the data.
+
+Classes (target indices): airplane 0, automobile 1, bird 2, cat 3, deer 4, dog 5,
+frog 6, horse 7, ship 8, truck 9. Read either from the pickled python batches (the
+original pixels) or from JPEG folders ``<subset>/<class>/NNNN.jpg`` (re-encoded, lossy:
+pixels differ slightly from the original arrays). Images from JPEG folders are grouped by
+class, in file-name order; images from batches keep the batch order.
+"""
+
+
+# -- shared helpers -----------------------------------------------------------------------
+def _check_size(size):
+    if size is None:
+        return None
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+        size = (size, size)
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise ValueError(f"size must be None, a positive int or a (height, width) pair; got {size!r}.")
+    return (int(size[0]), int(size[1]))
+
+
+def _check_positive(value, name):
+    if value is None:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be None or a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _decode(path, size):
+    """Decode one image to an (H, W, 3) uint8 array, resized to ``size`` when given."""
+    with Image.open(path) as img:
+        if size is not None:
+            # JPEG DCT scaling: decode directly at the smallest scale >= size (fast).
+            img.draft("RGB", (size[1], size[0]))
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        if size is not None and img.size != (size[1], size[0]):
+            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def _decode_all(paths, size, n_jobs):
+    """Decode ``paths`` into one (n, H, W, 3) uint8 array with a thread pool."""
+    if not paths:
+        return np.empty((0,) + ((size or (0, 0)) + (3,)), dtype=np.uint8)
+    first = _decode(paths[0], size)
+    out = np.empty((len(paths),) + first.shape, dtype=np.uint8)
+    out[0] = first
+
+    def fill(i):
+        arr = _decode(paths[i], size)
+        if arr.shape != first.shape:
+            raise ValueError(
+                f"{paths[i]} has shape {arr.shape} but {paths[0]} has {first.shape}; "
+                "pass size=... to resize all images to one size."
+            )
+        out[i] = arr
+
+    n_jobs = n_jobs or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        list(pool.map(fill, range(1, len(paths))))
+    return out
+
+
+# -- UTKFace ------------------------------------------------------------------------------
+def _parse_utkface_name(name):
+    """Return ``(age, gender, race)`` or a string saying why the name is malformed."""
+    if not name.endswith(_UTKFACE_SUFFIX):
+        return f"name does not end with {_UTKFACE_SUFFIX!r}"
+    fields = name[: -len(_UTKFACE_SUFFIX)].split("_")
+    if len(fields) != 4:
+        return (
+            f"expected 4 fields <age>_<gender>_<race>_<datetime>, found {len(fields)} "
+            "(a label is missing)"
+        )
+    if not all(re.fullmatch(r"\d+", f) for f in fields):
+        return "fields are not all non-negative integers"
+    age, gender, race = (int(f) for f in fields[:3])
+    if gender not in (0, 1):
+        return f"gender {gender} is not 0 (male) or 1 (female)"
+    if race not in range(5):
+        return f"race {race} is not in 0..4"
+    return age, gender, race
+
+
+def load_utkface(path, *, size=None, max_images=None, n_jobs=None):
+    """Load UTKFace face chips with their age, gender and race labels.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The folder of ``<age>_<gender>_<race>_<datetime>.jpg.chip.jpg`` files (e.g.
+        ``.../utkface/crop_part1``), or a folder holding ``crop_part1/``.
+    size : int or (height, width), default=None
+        Resize every image to this size (bilinear; JPEG draft-mode decoding makes small
+        sizes fast). ``None`` keeps the native 200x200.
+    max_images : int, default=None
+        Load only the first ``max_images`` well-formed files in sorted name order.
+    n_jobs : int, default=None
+        Decoding threads (default: up to 8).
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        - ``images``: uint8 array of shape (n, H, W, 3);
+        - ``age``, ``gender`` (0 male, 1 female), ``race`` (0-4): int arrays of shape (n,);
+        - ``filenames``: list of n file names;
+        - ``skipped``: list of ``(file name, reason)`` for names that do not parse;
+        - ``DESCR``: description and citation.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist or holds no UTKFace file.
+
+    Warns
+    -----
+    UserWarning
+        When files are skipped (malformed names); they are listed in ``skipped``.
+
+    Examples
+    --------
+    >>> from sklearn_privacy.datasets import load_utkface  # doctest: +SKIP
+    >>> faces = load_utkface("shared/data/utkface/crop_part1", size=64)  # doctest: +SKIP
+    >>> faces.images.shape  # doctest: +SKIP
+    (9778, 64, 64, 3)
+    """
+    size = _check_size(size)
+    max_images = _check_positive(max_images, "max_images")
+    root = Path(path).expanduser()
+    if root.is_dir() and (root / "crop_part1").is_dir():
+        root = root / "crop_part1"
+    if not root.is_dir():
+        raise FileNotFoundError(f"UTKFace folder not found: {root}. Expected {_UTKFACE_LAYOUT}.")
+    names = sorted(p.name for p in root.iterdir() if p.name.lower().endswith(".jpg") and p.is_file())
+    if not names:
+        raise FileNotFoundError(f"no .jpg file in {root}. Expected {_UTKFACE_LAYOUT}.")
+    kept, labels, skipped = [], [], []
+    for name in names:
+        parsed = _parse_utkface_name(name)
+        if isinstance(parsed, str):
+            skipped.append((name, parsed))
+        else:
+            kept.append(name)
+            labels.append(parsed)
+    if skipped:
+        warnings.warn(
+            f"UTKFace: skipped {len(skipped)} file(s) with malformed names "
+            f"({', '.join(n for n, _ in skipped[:3])}{', ...' if len(skipped) > 3 else ''}); "
+            "see the 'skipped' entry of the returned Bunch.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if max_images is not None:
+        kept, labels = kept[:max_images], labels[:max_images]
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1, 3)
+    images = _decode_all([root / n for n in kept], size, n_jobs)
+    return Bunch(
+        images=images,
+        age=labels[:, 0],
+        gender=labels[:, 1],
+        race=labels[:, 2],
+        filenames=kept,
+        skipped=skipped,
+        DESCR=_UTKFACE_DESCR,
+    )
+
+
+# -- CIFAR-10 -----------------------------------------------------------------------------
+def _numpy_reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # pragma: no cover - numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+def _numpy_frombuffer():
+    try:
+        from numpy._core.numeric import _frombuffer
+    except ImportError:  # pragma: no cover - numpy < 2
+        from numpy.core.numeric import _frombuffer
+    return _frombuffer
+
+
+def _encode_latin1(obj, encoding="latin1", errors="strict"):
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes: str -> latin1 only."""
+    if encoding not in ("latin1", "latin-1", "iso-8859-1") or not isinstance(obj, str):
+        raise pickle.UnpicklingError("_codecs.encode is only admitted for str -> latin1 bytes")
+    return codecs.encode(obj, "latin1", errors)
+
+
+_CIFAR_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
+    ("numpy.core.numeric", "_frombuffer"): _numpy_frombuffer(),
+    ("numpy._core.numeric", "_frombuffer"): _numpy_frombuffer(),
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    # Protocol-2 pickles written by Python 3 encode bytes through _codecs.encode.
+    ("_codecs", "encode"): _encode_latin1,
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Admits numpy arrays and dtypes only: a batch is a dict of lists, bytes and arrays."""
+
+    def find_class(self, module, name):
+        try:
+            return _CIFAR_GLOBALS[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refused global '{module}.{name}' in a CIFAR-10 batch: only numpy arrays "
+                "are admitted"
+            ) from None
+
+
+def _read_batch(file):
+    with open(file, "rb") as f:
+        obj = _CifarUnpickler(f, encoding="latin1").load()
+    if not isinstance(obj, dict):
+        raise ValueError(f"{file} does not hold a CIFAR-10 batch dict (got {type(obj).__name__}).")
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
+
+
+def _as_str(value):
+    return value.decode("latin1") if isinstance(value, bytes) else str(value)
+
+
+def _first_per_class(target, max_per_class):
+    """Indices keeping the first ``max_per_class`` of each class, in original order."""
+    if max_per_class is None:
+        return np.arange(len(target))
+    order = np.argsort(target, kind="stable")
+    sorted_t = target[order]
+    starts = np.searchsorted(sorted_t, sorted_t, side="left")
+    rank = np.arange(len(target)) - starts
+    return np.sort(order[rank < max_per_class])
+
+
+def _load_cifar_batches(folder, subset, max_per_class):
+    names = [f"data_batch_{i}" for i in range(1, 6)] if subset == "train" else ["test_batch"]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"CIFAR-10 batches {missing} not found in {folder}. Expected {_CIFAR10_LAYOUT}."
+        )
+    meta = _read_batch(folder / "batches.meta")
+    target_names = [_as_str(n) for n in meta.get("label_names", CIFAR10_CLASSES)]
+    data, target, filenames = [], [], []
+    for name in names:
+        batch = _read_batch(folder / name)
+        try:
+            arr = np.asarray(batch["data"], dtype=np.uint8)
+            labels = np.asarray(batch["labels"], dtype=np.int64)
+        except KeyError as exc:
+            raise ValueError(f"{folder / name} lacks the {exc} entry of a CIFAR-10 batch.") from None
+        if arr.ndim != 2 or arr.shape[1] != 3 * 32 * 32 or arr.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"{folder / name}: data of shape {arr.shape} with {labels.shape[0]} labels; "
+                "expected (n, 3072) rows of 32x32 RGB planes."
+            )
+        data.append(arr)
+        target.append(labels)
+        files = batch.get("filenames")
+        filenames.extend(
+            _as_str(f) for f in (files if files is not None else [f"{name}/{i}" for i in range(len(labels))])
+        )
+    data, target = np.concatenate(data), np.concatenate(target)
+    keep = _first_per_class(target, max_per_class)
+    images = data[keep].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return Bunch(
+        images=np.ascontiguousarray(images),
+        target=target[keep],
+        target_names=target_names,
+        filenames=[filenames[i] for i in keep],
+        DESCR=_CIFAR10_DESCR,
+    )
+
+
+def _load_cifar_jpeg(root, subset, max_per_class, n_jobs):
+    folder = root / subset
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    if not classes:
+        raise FileNotFoundError(f"no class folder in {folder}. Expected {_CIFAR10_LAYOUT}.")
+    target_names = list(CIFAR10_CLASSES) if set(classes) == set(CIFAR10_CLASSES) else classes
+    paths, target = [], []
+    for k, cls in enumerate(target_names):
+        files = sorted(
+            p.name for p in (folder / cls).iterdir()
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png") and p.is_file()
+        )
+        if max_per_class is not None:
+            files = files[:max_per_class]
+        paths.extend(folder / cls / f for f in files)
+        target.extend([k] * len(files))
+    images = _decode_all(paths, None, n_jobs)
+    return Bunch(
+        images=images,
+        target=np.asarray(target, dtype=np.int64),
+        target_names=target_names,
+        filenames=[f"{subset}/{p.parent.name}/{p.name}" for p in paths],
+        DESCR=_CIFAR10_DESCR,
+    )
+
+
+def load_cifar10(path, *, subset="train", max_per_class=None, n_jobs=None):
+    """Load CIFAR-10 from JPEG class folders or from the pickled python batches.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A folder with ``train/<class>/*.jpg`` and ``test/<class>/*.jpg`` (e.g.
+        ``shared/data/cifar10``), or with the python batches ``data_batch_1`` ..
+        ``data_batch_5``, ``test_batch`` and ``batches.meta`` (directly or in
+        ``cifar-10-batches-py/``). The batches are read with an unpickler that admits
+        numpy arrays only, never arbitrary code.
+    subset : {"train", "test"}, default="train"
+        Which split to load.
+    max_per_class : int, default=None
+        Keep only the first ``max_per_class`` images of each class.
+    n_jobs : int, default=None
+        JPEG decoding threads (default: up to 8).
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        - ``images``: uint8 array of shape (n, 32, 32, 3);
+        - ``target``: int array of shape (n,), indices into ``target_names``;
+        - ``target_names``: list of class names;
+        - ``filenames``: list of n names (``"<subset>/<class>/<file>"`` for JPEG folders,
+          the batch's own file names for pickles);
+        - ``DESCR``: description and citation.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` holds neither layout.
+    pickle.UnpicklingError
+        If a batch file refers to anything but numpy arrays.
+
+    Examples
+    --------
+    >>> from sklearn_privacy.datasets import load_cifar10  # doctest: +SKIP
+    >>> test = load_cifar10("shared/data/cifar10", subset="test")  # doctest: +SKIP
+    >>> test.images.shape  # doctest: +SKIP
+    (10000, 32, 32, 3)
+    """
+    if subset not in ("train", "test"):
+        raise ValueError(f"subset must be 'train' or 'test', got {subset!r}.")
+    max_per_class = _check_positive(max_per_class, "max_per_class")
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"CIFAR-10 folder not found: {root}. Expected {_CIFAR10_LAYOUT}.")
+    for folder in (root, root / "cifar-10-batches-py"):
+        if (folder / "batches.meta").is_file():
+            return _load_cifar_batches(folder, subset, max_per_class)
+    if (root / subset).is_dir():
+        return _load_cifar_jpeg(root, subset, max_per_class, n_jobs)
+    raise FileNotFoundError(f"no CIFAR-10 {subset!r} data in {root}. Expected {_CIFAR10_LAYOUT}.")

@@ -1,0 +1,430 @@
+"""ColorFool: semantic adversarial colorization (Shamsabadi et al., CVPR 2020)."""
+
+import numbers
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ..base import BaseProtector
+from ..utils.estimator_checks import register_estimator_check_config
+from ._classifier import tensor_to_images
+from ._color import lab_to_rgb, rgb_to_lab
+from ._common import (
+    CLASSIFIER_CONSTRAINT,
+    ImageAttackMixin,
+    image_groups,
+    quantize,
+)
+from ._segmenters import HeuristicSegmenter, check_segmentation
+
+__all__ = ["ColorFool"]
+
+_N_UNIFORMS = 8  # per trial: global (da, db), then (da, db) for sky, vegetation, water
+_AB_MAX = 127.0
+
+
+def _box_blur(x, size=10):
+    """Mean over a ``size`` x ``size`` box (OpenCV's ``blur`` anchor, replicated borders)."""
+    before, after = (size - 1) // 2, size // 2
+    return F.avg_pool2d(F.pad(x, (before, after, before, after), mode="replicate"), size, stride=1)
+
+
+def _resize(t, size):
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    down = t.shape[-2] > size[0] or t.shape[-1] > size[1]
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=down)
+
+
+def _region_ranges(lab, masks):
+    """Shift bounds ``(B, 3, 2, 2)`` = (region sky/vegetation/water, channel a/b, lo/hi).
+
+    A shift within the bounds keeps the region's whole a/b range in its natural range:
+    sky and water in a <= 0, b <= 0; vegetation in a <= 0, b >= 0 (all within +-127).
+    Regions with no pixel of mask >= 0.5 get the empty shift [0, 0].
+    """
+    hard = masks[:, 1:4] >= 0.5  # (B, 3, H, W)
+    present = hard.flatten(2).any(dim=2)  # (B, 3)
+    bounds = []
+    for channel in (1, 2):
+        v = lab[:, channel : channel + 1]
+        vmin = torch.where(hard, v, torch.full_like(v, torch.inf)).amin(dim=(2, 3))
+        vmax = torch.where(hard, v, torch.full_like(v, -torch.inf)).amax(dim=(2, 3))
+        bounds.append((vmin, vmax))
+    (a_min, a_max), (b_min, b_max) = bounds
+    # a <= 0 for all three regions.
+    a_lo, a_hi = -_AB_MAX - a_min, -a_max
+    # b <= 0 for sky and water, b >= 0 for vegetation (region index 1).
+    b_lo = torch.stack([-_AB_MAX - b_min[:, 0], -b_min[:, 1], -_AB_MAX - b_min[:, 2]], dim=1)
+    b_hi = torch.stack([-b_max[:, 0], _AB_MAX - b_max[:, 1], -b_max[:, 2]], dim=1)
+    ranges = torch.stack([torch.stack([a_lo, a_hi], -1), torch.stack([b_lo, b_hi], -1)], dim=2)
+    # A region spanning more than the natural range cannot fit: use the midpoint shift.
+    mid = ranges.mean(dim=-1, keepdim=True)
+    ranges = torch.where(ranges[..., :1] > ranges[..., 1:], mid.expand_as(ranges), ranges)
+    return torch.where(present[:, :, None, None], ranges, torch.zeros_like(ranges))
+
+
+def _shifts(u, scale, ranges):
+    """Trial shifts from uniforms ``u (P, 8)``, scales ``(P,)`` and bounds ``(P, 3, 2, 2)``."""
+    glob = scale[:, None] * (2.0 * _AB_MAX * u[:, 0:2] - _AB_MAX)
+    lo, hi = ranges[..., 0], ranges[..., 1]
+    region = scale[:, None, None] * (lo + (hi - lo) * u[:, 2:].reshape(-1, 3, 2))
+    return region, glob
+
+
+def _render(lab, masks, weight, region, glob):
+    """Shift a and b of ``lab (P, 3, h, w)`` and return sRGB in [0, 1] ``(P, 3, h, w)``.
+
+    ``region (P, 3, 2)`` shifts are spread by the sky/vegetation/water soft masks,
+    ``glob (P, 2)`` by the global weight map ``(P, 1, h, w)``. L* is untouched.
+    """
+    m = masks[:, 1:4]
+    da = torch.einsum("pr,prhw->phw", region[..., 0], m) + glob[:, 0, None, None] * weight[:, 0]
+    db = torch.einsum("pr,prhw->phw", region[..., 1], m) + glob[:, 1, None, None] * weight[:, 0]
+    a = (lab[:, 1] + da).clamp(-_AB_MAX, _AB_MAX)
+    b = (lab[:, 2] + db).clamp(-_AB_MAX, _AB_MAX)
+    return lab_to_rgb(torch.stack([lab[:, 0], a, b], dim=1))
+
+
+class ColorFool(ImageAttackMixin, BaseProtector):
+    """Semantic adversarial colorization: recolour images until a classifier errs.
+
+    ColorFool (Shamsabadi, Sanchez-Matilla and Cavallaro, CVPR 2020) is a black-box
+    attack that needs only the classifier's top-1 labels. In CIE Lab (D65) it keeps the
+    lightness L* and shifts the colour channels a*, b*: sensitive regions keep natural
+    colours (sky and water stay blue-ish, vegetation green-ish, people untouched) and the
+    rest of the image takes one random colour shift. Trial ``n`` of ``n_trials`` draws its
+    shifts at scale ``s = n / n_trials``; the first trial that changes the classifier's
+    label is kept.
+
+    Per trial and per region one constant shift ``(da, db)`` is drawn uniformly, at scale
+    ``s``, within the bounds that keep the region's own a/b range in its natural range
+    (sky and water: a <= 0, b <= 0; vegetation: a <= 0, b >= 0) and multiplied by the
+    region's soft mask. Everything else gets one global shift ``(da, db) ~ U(-127 s,
+    127 s)`` weighted by ``1 - box_blur_10x10(min(sum of masks, 1))``. a and b are clipped
+    to [-127, 127], the image goes back to sRGB and is quantised to 8 bits.
+
+    The search runs at the classifier's input resolution; the winning trial is then
+    rendered at full resolution, quantised, and re-verified through the classifier's
+    deployment preprocessing. If the saved image does not fool the classifier the search
+    goes on with the next trial, so ``success_`` is the success of the returned images.
+    Trials are scored ``trial_batch_size`` at a time; the result is exactly that of the
+    sequential loop (all shifts of an image come from its own random stream, in trial
+    order).
+
+    Parameters
+    ----------
+    classifier : ImageClassifier, torch.nn.Module, fitted classifier or unfitted estimator
+        The classifier to fool (see :class:`ImageClassifier` for the accepted kinds;
+        ColorFool needs labels only, so any fitted scikit-learn classifier of images
+        works). An *unfitted* estimator (with ``fit``) is cloned and trained in
+        :meth:`fit` on ``(X, sensitive_features)`` as a surrogate. Wrap a model in an
+        :class:`ImageClassifier` to give its input size and normalisation.
+    segmenter : "heuristic", callable or None, default="heuristic"
+        Gives soft masks of person, sky, vegetation and water: a callable mapping
+        float images ``(N, H, W, 3)`` to a dict of ``(N, H, W)`` masks in [0, 1] (see
+        :class:`Segmenter`; e.g.
+        :class:`TorchSegmenterAdapter` around a segmentation network). ``"heuristic"``
+        uses :class:`HeuristicSegmenter`, an offline colour/position heuristic (rough:
+        no learned model). ``None`` shifts the whole image globally ("ColorFool-r").
+    n_trials : int, default=1000
+        Maximum number of trials per image.
+    trial_batch_size : int, default=50
+        Trials scored in parallel per image (the result does not depend on it).
+    label_source : {"prediction", "given"}, default="prediction"
+        Which label must change: the classifier's prediction on the clean image, or the
+        given label. Given labels exist only in :meth:`fit_transform`
+        (``sensitive_features``, or ``y`` when it is absent); :meth:`transform` then
+        raises.
+    quantization : {"round", "floor"}, default="round"
+        How the output is mapped to 8 bits (``"floor"`` mimics a ``uint8`` cast).
+    on_failure : {"strongest", "original"}, default="strongest"
+        What an image that no trial fooled becomes: the last, strongest trial (as the
+        original code) or the unchanged input.
+    batch_size : int, default=16
+        Images processed together (bounded memory: the classifier sees at most its own
+        ``batch_size`` images per forward pass).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the per-image random streams of trial shifts; with an int, ``transform`` is
+        deterministic.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the classifier and the colour maths run.
+
+    Attributes
+    ----------
+    classifier_ : ImageClassifier
+        The attacked classifier (the trained surrogate, when one was given unfitted).
+    device_ : str
+        The resolved device.
+    success_ : ndarray of bool of shape (n_images,)
+        Set by the last :meth:`transform`: whether each returned (quantised) image
+        changes the classifier's label, verified through its deployment preprocessing.
+    n_trials_ : ndarray of int of shape (n_images,)
+        Set by the last :meth:`transform`: the 1-based index of the returned trial
+        (``n_trials`` for failures; 0 when ``on_failure="original"`` returned the input
+        unchanged).
+
+    Notes
+    -----
+    Outputs keep the input's convention: uint8 in, uint8 out; float in, float32 out on
+    the 256 levels ``k / 255``. A list of images of different sizes is accepted and
+    returned as a list.
+
+    References
+    ----------
+    A. S. Shamsabadi, R. Sanchez-Matilla, A. Cavallaro. "ColorFool: Semantic Adversarial
+    Colorization". CVPR 2020.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn_privacy.image import ColorFool
+    >>> net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    >>> images = np.zeros((2, 16, 16, 3), dtype=np.uint8); images[..., 0] = 200
+    >>> cf = ColorFool(net, segmenter=None, n_trials=50, random_state=0, device="cpu")
+    >>> out = cf.fit_transform(images)
+    >>> out.dtype, bool(cf.success_.all())
+    (dtype('uint8'), True)
+    """
+
+    _parameter_constraints = {
+        "classifier": CLASSIFIER_CONSTRAINT + [None],
+        "segmenter": [StrOptions({"heuristic"}), callable, None],
+        "n_trials": [Interval(numbers.Integral, 1, None, closed="left")],
+        "trial_batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "label_source": [StrOptions({"prediction", "given"})],
+        "quantization": [StrOptions({"round", "floor"})],
+        "on_failure": [StrOptions({"strongest", "original"})],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+    }
+
+    def __init__(
+        self,
+        classifier=None,
+        *,
+        segmenter="heuristic",
+        n_trials=1000,
+        trial_batch_size=50,
+        label_source="prediction",
+        quantization="round",
+        on_failure="strongest",
+        batch_size=16,
+        random_state=None,
+        device="auto",
+    ):
+        self.classifier = classifier
+        self.segmenter = segmenter
+        self.n_trials = n_trials
+        self.trial_batch_size = trial_batch_size
+        self.label_source = label_source
+        self.quantization = quantization
+        self.on_failure = on_failure
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.device = device
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, *, sensitive_features=None):
+        """Validate the classifier, or train it as a surrogate when it is unfitted.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_images, H, W, 3) or list of (H, W, 3) arrays
+            uint8 images or floats in [0, 1].
+        y : ignored
+            Present for Pipeline compatibility.
+        sensitive_features : array-like of shape (n_images,), default=None
+            The labels to hide (e.g. the scene); required only to train a surrogate.
+
+        Returns
+        -------
+        self : ColorFool
+        """
+        self._fit_images(X, sensitive_features)
+        return self
+
+    def transform(self, X):
+        """Recolour images until the classifier's label changes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_images, H, W, 3) or list of (H, W, 3) arrays
+            uint8 images or floats in [0, 1].
+
+        Returns
+        -------
+        X_protected : ndarray or list
+            Same layout and dtype convention as ``X``. Sets ``success_`` and
+            ``n_trials_``.
+        """
+        images, was_uint8 = self._transform_setup(X)
+        if self.label_source == "given":
+            raise ValueError(
+                "label_source='given' needs the labels, which transform(X) does not receive: "
+                "use fit_transform(X, sensitive_features=labels), or label_source='prediction'."
+            )
+        return self._protect(images, was_uint8, labels=None)
+
+    def fit_transform(self, X, y=None, *, sensitive_features=None):
+        """Fit, then recolour ``X``; with ``label_source="given"`` the labels come from here.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_images, H, W, 3) or list of (H, W, 3) arrays
+            uint8 images or floats in [0, 1].
+        y : array-like of shape (n_images,), default=None
+            Used as the given labels when ``label_source="given"`` and
+            ``sensitive_features`` is None.
+        sensitive_features : array-like of shape (n_images,), default=None
+            The labels to hide; trains a surrogate classifier, and with
+            ``label_source="given"`` is the label that must change.
+
+        Returns
+        -------
+        X_protected : ndarray or list
+        """
+        self.fit(X, y, sensitive_features=sensitive_features)
+        images, was_uint8 = self._transform_setup(X)
+        labels = None
+        if self.label_source == "given":
+            labels = sensitive_features if sensitive_features is not None else y
+            if labels is None:
+                raise ValueError(
+                    "label_source='given' needs labels: pass sensitive_features (or y) to fit_transform."
+                )
+            labels = np.asarray(labels)
+            if labels.ndim == 2 and labels.shape[1] == 1:
+                labels = labels[:, 0]
+            if labels.shape != (len(images),):
+                raise ValueError(f"expected {len(images)} labels, got an array of shape {labels.shape}.")
+        return self._protect(images, was_uint8, labels=labels)
+
+    # -- the attack ---------------------------------------------------------------------
+    def _get_segmenter(self):
+        if self.segmenter is None:
+            return None
+        if isinstance(self.segmenter, str):
+            return HeuristicSegmenter()
+        return self.segmenter
+
+    def _protect(self, images, was_uint8, labels):
+        clf = self.classifier_
+        n_images = len(images)
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=n_images)
+        if labels is None:
+            label_idx = clf.predict_indices(images)
+        else:
+            label_idx = clf.labels_to_indices(labels)
+        segmenter = self._get_segmenter()
+        outputs = {}
+        success = np.zeros(n_images, dtype=bool)
+        n_used = np.zeros(n_images, dtype=np.int64)
+        for idx, x in image_groups(images, self.batch_size):
+            out, ok, used = self._attack_chunk(x, label_idx[idx], seeds[idx], segmenter)
+            for j, i in enumerate(idx):
+                outputs[i] = out[j]
+            success[idx] = ok
+            n_used[idx] = used
+        self.success_ = success
+        self.n_trials_ = n_used
+        return self._assemble(outputs, n_images, images, was_uint8)
+
+    def _attack_chunk(self, x, labels, seeds, segmenter):
+        """Attack same-size images ``x (B, 3, H, W)``; return uint8-level float images (B, H, W, 3)."""
+        clf = self.classifier_
+        device = clf.device_
+        n_img, _, height, width = x.shape
+        N, K = int(self.n_trials), int(self.trial_batch_size)
+        if segmenter is None:
+            masks = torch.zeros((n_img, 4, height, width))
+        else:
+            masks = check_segmentation(segmenter(tensor_to_images(x)), (n_img, height, width))
+        with torch.no_grad():
+            x = x.to(device)
+            masks = masks.to(device)
+            lab = rgb_to_lab(x)
+            weight = 1.0 - _box_blur(masks.sum(dim=1, keepdim=True).clamp(max=1.0))
+            ranges = _region_ranges(lab, masks)
+            # All trial shifts of an image, in trial order, from its own stream.
+            uniforms = torch.from_numpy(
+                np.stack([np.random.default_rng(s).random((N, _N_UNIFORMS)) for s in seeds])
+            ).to(device, torch.float32)
+            scales = torch.arange(1, N + 1, device=device, dtype=torch.float32) / N
+            search_size = clf.native_size or (height, width)
+            lab_s = rgb_to_lab(_resize(x, search_size))
+            masks_s = _resize(masks, search_size)
+            weight_s = _resize(weight, search_size)
+
+            def render(img, trial, full):
+                trial_t = torch.as_tensor(trial, device=device)
+                img_t = torch.as_tensor(img, device=device)
+                region, glob = _shifts(uniforms[img_t, trial_t], scales[trial_t], ranges[img_t])
+                src = (lab, masks, weight) if full else (lab_s, masks_s, weight_s)
+                rgb = _render(src[0][img_t], src[1][img_t], src[2][img_t], region, glob)
+                return quantize(rgb, self.quantization)
+
+            labels_t = np.asarray(labels)
+            ptr = np.zeros(n_img, dtype=np.int64)
+            done = np.zeros(n_img, dtype=bool)
+            success = np.zeros(n_img, dtype=bool)
+            used = np.zeros(n_img, dtype=np.int64)
+            out = torch.empty((n_img, 3, height, width), device=device)
+            step = clf.batch_size
+            while not done.all():
+                active = np.flatnonzero(~done)
+                counts = np.minimum(K, N - ptr[active])
+                pair_img = np.repeat(active, counts)
+                pair_trial = ptr[pair_img] + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+                hit = np.empty(len(pair_img), dtype=bool)
+                for start in range(0, len(pair_img), step):
+                    sl = slice(start, start + step)
+                    q = render(pair_img[sl], pair_trial[sl], full=False)
+                    hit[sl] = clf.predict_indices(q / 255.0) != labels_t[pair_img[sl]]
+                # First successful trial of each active image (pairs are in trial order).
+                first = np.full(n_img, N, dtype=np.int64)
+                np.minimum.at(first, pair_img[hit], pair_trial[hit])
+                missed = first[active] >= N
+                ptr[active[missed]] += counts[missed]
+                cand = active[~missed]
+                for start in range(0, len(cand), step):
+                    c = cand[start : start + step]
+                    q = render(c, first[c], full=True)
+                    ok = clf.predict_indices(q / 255.0) != labels_t[c]
+                    c_ok = c[ok]
+                    out[torch.as_tensor(c_ok, device=device)] = q[torch.as_tensor(ok, device=device)]
+                    success[c_ok] = True
+                    used[c_ok] = first[c_ok] + 1
+                    done[c_ok] = True
+                    ptr[c[~ok]] = first[c[~ok]] + 1
+                exhausted = ~done & (ptr >= N)
+                if exhausted.any():
+                    fail = np.flatnonzero(exhausted)
+                    for start in range(0, len(fail), step):
+                        f = fail[start : start + step]
+                        f_t = torch.as_tensor(f, device=device)
+                        if self.on_failure == "strongest":
+                            out[f_t] = render(f, np.full(len(f), N - 1), full=True)
+                            used[f] = N
+                        else:
+                            out[f_t] = x[f_t] * 255.0
+                            used[f] = 0
+                    done[fail] = True
+        return tensor_to_images(out), success, used
+
+
+register_estimator_check_config(
+    "ColorFool",
+    fast_params={
+        "classifier": torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()),
+        "n_trials": 3,
+        "segmenter": None,
+        "device": "cpu",
+    },
+)
