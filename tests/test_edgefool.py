@@ -1,0 +1,320 @@
+"""EdgeFool: L0 smoothing, the filter modules, and the protector itself.
+
+Everything runs on 16 x 16 synthetic images, tiny filters and a handful of iterations.
+"""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from sklearn_privacy.image import EdgeFool, ImageClassifier, rgb_to_lab
+from sklearn_privacy.image._edgefool_modules import (
+    EdgeFoolFilter,
+    _instance_norm,
+    box_filter,
+    cw_margin,
+    enhance_lightness,
+    fast_guided_filter,
+    s_curve,
+)
+from sklearn_privacy.image._l0 import l0_smooth
+
+
+# -- helpers ---------------------------------------------------------------------------
+class EdgeEnergy(torch.nn.Module):
+    """Two-class toy classifier: "detailed" when the mean absolute gradient of the grey
+    image exceeds a threshold. Detail enhancement or smoothing flips it."""
+
+    def __init__(self, threshold):
+        super().__init__()
+        self.register_buffer("threshold", torch.tensor(float(threshold)))
+
+    def forward(self, x):
+        g = x.mean(dim=1)
+        energy = (g[:, 1:] - g[:, :-1]).abs().mean(dim=(1, 2)) + (
+            g[:, :, 1:] - g[:, :, :-1]
+        ).abs().mean(dim=(1, 2))
+        return 100.0 * torch.stack([self.threshold.expand_as(energy), energy], dim=1)
+
+
+def _energy(images):
+    g = images.astype(np.float64).mean(axis=-1) / (255.0 if images.dtype == np.uint8 else 1.0)
+    return np.abs(np.diff(g, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(g, axis=2)).mean(
+        axis=(1, 2)
+    )
+
+
+def _piecewise_images(n, seed, noise=0.03, size=16):
+    """Three flat regions per image plus a little noise, as uint8."""
+    rng = np.random.default_rng(seed)
+    base = np.zeros((n, size, size, 3))
+    base[:, :, size // 2 :] = rng.random((n, 1, 1, 3))
+    base[:, :, : size // 2] = rng.random((n, 1, 1, 3))
+    base[:, size // 4 : 3 * size // 4, 3:6] = rng.random((n, 1, 1, 3))
+    noisy = np.clip(base + noise * rng.standard_normal(base.shape), 0, 1)
+    return (noisy * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return _piecewise_images(6, seed=0)
+
+
+@pytest.fixture(scope="module")
+def classifier(images):
+    return EdgeEnergy(1.15 * np.median(_energy(images)))
+
+
+FAST = dict(n_channels=8, mse_threshold=2e-3, random_state=0, device="cpu")
+
+
+# -- L0 smoothing -----------------------------------------------------------------------
+def _l0_reference(image, lam=0.02, kappa=2.0, beta_max=1e5):
+    """Xu et al.'s solver written out plainly for one (H, W, C) float64 image."""
+    S = image.copy()
+    H, W, _ = S.shape
+    kx = np.zeros((H, W))
+    kx[0, 0], kx[0, 1] = -1.0, 1.0
+    ky = np.zeros((H, W))
+    ky[0, 0], ky[1, 0] = -1.0, 1.0
+    denorm2 = np.abs(np.fft.fft2(kx)) ** 2 + np.abs(np.fft.fft2(ky)) ** 2
+    normin1 = np.fft.fft2(S, axes=(0, 1))
+    beta = 2 * lam
+    while beta < beta_max:
+        h = np.concatenate([np.diff(S, axis=1), S[:, :1] - S[:, -1:]], axis=1)
+        v = np.concatenate([np.diff(S, axis=0), S[:1] - S[-1:]], axis=0)
+        flat = (h**2 + v**2).sum(axis=2) < lam / beta
+        h[flat] = 0
+        v[flat] = 0
+        normin2 = np.concatenate([h[:, -1:] - h[:, :1], -np.diff(h, axis=1)], axis=1)
+        normin2 = normin2 + np.concatenate([v[-1:] - v[:1], -np.diff(v, axis=0)], axis=0)
+        fs = (normin1 + beta * np.fft.fft2(normin2, axes=(0, 1))) / (1 + beta * denorm2)[..., None]
+        S = np.real(np.fft.ifft2(fs, axes=(0, 1)))
+        beta *= kappa
+    return S
+
+
+def test_l0_matches_reference_loop_and_is_batched():
+    imgs = _piecewise_images(3, seed=1, noise=0.05, size=12)[:, :, :10] / 255.0  # 12 x 10
+    out = l0_smooth(torch.from_numpy(imgs).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    for i in range(3):
+        np.testing.assert_allclose(out[i], _l0_reference(imgs[i]), atol=1e-9)
+
+
+def test_l0_keeps_piecewise_constant_and_flattens_noise():
+    clean = _piecewise_images(4, seed=2, noise=0.0) / 255.0
+    t_clean = torch.from_numpy(clean).permute(0, 3, 1, 2)
+    change = (l0_smooth(t_clean) - t_clean).abs()
+    # Nearly unchanged: edges kept; only a thin, low-contrast bar loses a little contrast.
+    assert change.mean() < 0.005 and change.max() < 0.05
+    gen = torch.Generator().manual_seed(0)
+    noisy = t_clean + 0.03 * torch.randn(t_clean.shape, generator=gen, dtype=t_clean.dtype)
+    smoothed = l0_smooth(noisy)
+    assert (smoothed - t_clean).abs().mean() < 0.25 * (noisy - t_clean).abs().mean()
+    # Far fewer non-zero gradients than the noisy input.
+    grads = lambda t: ((t[..., 1:] - t[..., :-1]).abs() > 1e-3).float().mean()
+    assert grads(smoothed) < 0.3 * grads(noisy)
+
+
+def test_l0_rejects_bad_input():
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        l0_smooth(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match="kappa"):
+        l0_smooth(torch.zeros(1, 3, 8, 8), kappa=1.0)
+
+
+# -- modules -----------------------------------------------------------------------------
+def test_filter_starts_as_identity_and_bank_equals_single_filters():
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    single = EdgeFoolFilter(1, generator=torch.Generator().manual_seed(1))
+    assert (single(x) - x).abs().max() < 1e-5
+    with torch.no_grad():
+        for p in single.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    bank = EdgeFoolFilter(4)
+    with torch.no_grad():
+        for pb, ps in zip(bank.parameters(), single.parameters()):
+            pb.copy_(ps.expand_as(pb))
+        bank.norm_w1_2[1] += 0.5  # filter 1 differs from the others
+    out = bank(x)
+    expected = single(x)
+    for i in (0, 2, 3):
+        torch.testing.assert_close(out[i], expected[i], atol=1e-5, rtol=0)
+    assert (out[1] - expected[1]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="bank of 4 filters"):
+        bank(x[:3])
+
+
+def test_instance_norm_gradient_for_one_image_with_channels_last_gradient():
+    # The layout that breaks F.instance_norm's backward on torch 2.13 (CPU): one image
+    # and a channels-last incoming gradient (e.g. from a permuted (N, H, W, C) array).
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 8, 6, 5, dtype=torch.float64, generator=gen)
+    weight = torch.rand(2, 6, 5, 8, dtype=torch.float64, generator=gen).permute(0, 3, 1, 2)
+
+    def grad(n):
+        xx = x[:n].clone().requires_grad_()
+        return torch.autograd.grad((_instance_norm(xx) * weight[:n]).sum(), xx)[0]
+
+    torch.testing.assert_close(grad(1)[0], grad(2)[0])
+
+
+def test_box_and_guided_filter():
+    x = torch.rand(2, 3, 7, 9, dtype=torch.float64)
+    sums = box_filter(x, 2)
+    i, j = 3, 0
+    np.testing.assert_allclose(sums[1, 2, i, j].item(), x[1, 2, i - 2 : i + 3, 0:3].sum().item())
+    # Guided by itself, the filter returns its input; a constant guide returns local means.
+    guided = fast_guided_filter(x, x, x, radius=1, eps=1e-8)
+    torch.testing.assert_close(guided, x, atol=1e-5, rtol=0)
+    const = torch.ones_like(x)
+    means = box_filter(x, 1) / box_filter(torch.ones_like(x), 1)
+    torch.testing.assert_close(fast_guided_filter(const, x, const, radius=1), means)
+
+
+def test_s_curve_and_enhancement():
+    d = torch.tensor([0.0, 1e-4, 10.0, -10.0], dtype=torch.float64)
+    s = s_curve(d, 15.0)
+    assert s[1].item() / 1e-4 == pytest.approx(3.75, rel=1e-4)  # slope 15 / 4
+    np.testing.assert_allclose(s[2:].numpy(), [0.5, -0.5], atol=1e-12)  # saturation +-50 L*
+    gen = torch.Generator().manual_seed(0)
+    x = 0.35 + 0.3 * torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(enhance_lightness(x, x), x, atol=1e-9, rtol=0)
+    smooth = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+    out = enhance_lightness(x, smooth)
+    lab_in, lab_out, lab_s = rgb_to_lab(x), rgb_to_lab(out), rgb_to_lab(smooth)
+    inside = (out > 1e-6).all(dim=1) & (out < 1 - 1e-6).all(dim=1)  # not clipped to the gamut
+    assert inside.float().mean() > 0.3
+    # Chroma kept; L* = L_s + 100 * sig((L - L_s) / 100).
+    chroma_mask = inside[:, None].expand(-1, 2, -1, -1)
+    torch.testing.assert_close(
+        lab_out[:, 1:][chroma_mask], lab_in[:, 1:][chroma_mask], atol=1e-6, rtol=0
+    )
+    expected_l = (lab_s[:, 0] + 100 * s_curve((lab_in[:, 0] - lab_s[:, 0]) / 100)).clamp(0, 100)
+    torch.testing.assert_close(lab_out[:, 0][inside], expected_l[inside], atol=1e-6, rtol=0)
+
+
+def test_cw_margin():
+    logits = torch.tensor([[3.0, 1.0, 2.5], [0.0, 2.0, 1.0]])
+    labels = torch.tensor([0, 2])
+    torch.testing.assert_close(cw_margin(logits, labels), torch.tensor([0.5, 0.0]))
+    torch.testing.assert_close(cw_margin(logits, labels, confidence=2.0), torch.tensor([0.5, -1.0]))
+
+
+# -- EdgeFool ----------------------------------------------------------------------------
+def test_batched_equals_sequential(images, classifier):
+    runs = {}
+    for batch_size in (6, 4, 1):
+        ef = EdgeFool(classifier, max_iter=40, batch_size=batch_size, **FAST)
+        runs[batch_size] = (ef.fit_transform(images).astype(int), ef.n_iter_, ef.success_)
+    out_seq, n_iter_seq, success_seq = runs[1]
+    # Images finish at different steps, so the bank is refilled and compacted.
+    assert len(np.unique(n_iter_seq)) > 1 and success_seq.all()
+    for batch_size in (6, 4):
+        out, n_iter, success = runs[batch_size]
+        np.testing.assert_array_equal(n_iter, n_iter_seq)
+        np.testing.assert_array_equal(success, success_seq)
+        # Same trajectory up to float summation order: at most one 8-bit level apart,
+        # on a handful of pixels.
+        diff = np.abs(out - out_seq)
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.02
+
+
+def test_finished_images_stop_updating(images, classifier):
+    ef = EdgeFool(classifier, max_iter=40, batch_size=6, **FAST)
+    out = ef.fit_transform(images)
+    early = int(np.argmin(ef.n_iter_))
+    assert ef.n_iter_[early] < ef.n_iter_.max()
+    # The early image comes back as it was when it met the test: exactly what a run
+    # forced to stop at that step returns, while the others went on being optimised.
+    # (Up to float summation order: grouped versus plain convolutions.)
+    alone = EdgeFool(classifier, max_iter=int(ef.n_iter_[early]), batch_size=1, **FAST)
+    diff = np.abs(alone.fit_transform(images[early : early + 1])[0].astype(int) - out[early])
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.02
+    late = int(np.argmax(ef.n_iter_))
+    cut = EdgeFool(classifier, max_iter=int(ef.n_iter_[early]), batch_size=1, **FAST)
+    assert np.abs(cut.fit_transform(images[late : late + 1])[0].astype(int) - out[late]).max() > 2
+
+
+def test_success_is_checked_on_the_returned_images(images, classifier):
+    # Deployment preprocessing: resize to 12 x 12 before the classifier.
+    wrapped = ImageClassifier(classifier, input_size=12, device="cpu")
+    ef = EdgeFool(wrapped, max_iter=30, batch_size=6, **FAST)
+    out = ef.fit_transform(images)
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    deployed = ImageClassifier(classifier, input_size=12, device="cpu")
+    np.testing.assert_array_equal(ef.success_, deployed.predict(out) != deployed.predict(images))
+    assert ef.success_.any()
+    # Float in, float32 out on the 8-bit grid.
+    out_f = ef.transform(images / 255.0)
+    assert out_f.dtype == np.float32
+    np.testing.assert_allclose(out_f * 255, np.round(out_f * 255), atol=1e-3)
+    np.testing.assert_allclose(out_f * 255, out, atol=1e-3)
+
+
+def test_universal_filter_is_trained_once_and_applied_in_one_pass(images, classifier):
+    ef = EdgeFool(classifier, mode="universal", max_iter=12, batch_size=3, **FAST)
+    ef.fit(images)
+    assert (ef.n_iter_ == 12 or ef.converged_) and ef.filter_.n_filters == 1
+    identity = EdgeFoolFilter(1, channels=8)
+    x = torch.from_numpy(images / 255.0).float().permute(0, 3, 1, 2)
+    assert (ef.filter_(x) - identity(x)).abs().max() > 1e-3  # trained away from identity
+    before = {n: p.detach().clone() for n, p in ef.filter_.named_parameters()}
+    calls = []
+    hook = ef.filter_.register_forward_hook(lambda *args: calls.append(1))
+    test = _piecewise_images(5, seed=7)
+    ef.set_params(batch_size=8)
+    out = ef.transform(test)
+    hook.remove()
+    assert len(calls) == 1  # one forward pass for all 5 images
+    for n, p in ef.filter_.named_parameters():
+        torch.testing.assert_close(p, before[n])
+    with torch.no_grad():
+        xt = torch.from_numpy(test / 255.0).float().permute(0, 3, 1, 2)
+        expected = (enhance_lightness(xt, ef.filter_(xt)) * 255).round().permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(out, expected, atol=1.0)
+    assert out.dtype == np.uint8 and ef.success_.shape == (5,)
+    # Any image size: the filter is fully convolutional; lists come back as lists.
+    mixed = ef.transform([test[0], test[1, :12, :10]])
+    assert isinstance(mixed, list) and mixed[1].shape == (12, 10, 3)
+    # Pickles and gives the same images.
+    clone = pickle.loads(pickle.dumps(ef))
+    np.testing.assert_array_equal(clone.transform(test), out)
+
+
+def test_universal_mode_needs_one_image_size(images, classifier):
+    ef = EdgeFool(classifier, mode="universal", max_iter=1, **FAST)
+    with pytest.raises(ValueError, match="one size"):
+        ef.fit([images[0], images[1, :8]])
+
+
+def test_surrogate_is_trained_from_sensitive_features(images):
+    from sklearn_privacy.adversaries import ImageCNNClassifier
+
+    surrogate = ImageCNNClassifier(n_filters=2, input_size=8, max_epochs=1, early_stopping=False,
+                                   batch_size=8, random_state=0, device="cpu")
+    ef = EdgeFool(surrogate, max_iter=2, **FAST)
+    with pytest.raises(ValueError, match="sensitive_features"):
+        ef.fit(images)
+    out = ef.fit_transform(images, sensitive_features=np.array([0, 1] * 3))
+    assert ef.classifier_.classifier is not surrogate  # a fitted clone
+    assert ef.classifier_.classifier.classes_.tolist() == [0, 1]
+    assert out.shape == images.shape and ef.n_iter_.shape == (6,)
+
+
+def test_black_box_classifier_is_rejected(images):
+    class LabelsOnly(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            return self
+
+        def predict(self, X):
+            return np.zeros(len(X), dtype=int)
+
+        def __sklearn_is_fitted__(self):
+            return True
+
+    with pytest.raises(ValueError, match="white-box"):
+        EdgeFool(LabelsOnly(), **FAST).fit(images)
