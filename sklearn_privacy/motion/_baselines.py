@@ -198,33 +198,30 @@ class SSASmoother(_StatelessMotionProtector):
         _, eigvec = np.linalg.eigh(cov)  # ascending eigenvalues
         U = eigvec[:, :, ::-1][:, :, : self.n_components]
         recon = U @ (U.transpose(0, 2, 1) @ traj)  # (n*d, L, K)
-        # Anti-diagonal averaging: element (i, j) belongs to time i + j.
-        t_index = np.add.outer(np.arange(L), np.arange(K))
+        # Anti-diagonal averaging: element (i, j) belongs to time i + j, so row i of
+        # every reconstruction adds to times i .. i + K - 1.
         sums = np.zeros((n * d, T))
         for i in range(L):  # L (~10) vectorised passes, not a per-window loop
-            sums[:, t_index[i]] += recon[:, i, :]
-        counts = np.bincount(t_index.ravel(), minlength=T)
+            sums[:, i : i + K] += recon[:, i, :]
+        counts = np.convolve(np.ones(L), np.ones(K))  # terms averaged at each time
         smoothed = sums / counts
         return np.moveaxis(smoothed.reshape(n, d, T), 1, 2).astype(np.float32)
 
 
 def _ssa_reference(series, embedding_window, n_components):
-    """Textbook SSA of one 1-D series: SVD of its trajectory matrix, then diagonal
-    averaging. One series at a time; kept as the reference that the batched
-    :class:`SSASmoother` is tested and benchmarked against."""
+    """SSA of one 1-D series the straightforward way: SVD of its trajectory matrix,
+    then diagonal averaging. One series per call; the reference that the batched
+    :class:`SSASmoother` is tested and benchmarked against (a loop over windows of
+    this function is the natural unbatched implementation)."""
     T = len(series)
-    L = embedding_window
-    K = T - L + 1
-    traj = np.column_stack([series[j : j + L] for j in range(K)])  # (L, K)
+    K = T - embedding_window + 1
+    traj = np.lib.stride_tricks.sliding_window_view(series, K)  # (L, K)
     U, S, Vt = np.linalg.svd(traj, full_matrices=False)
     recon = (U[:, :n_components] * S[:n_components]) @ Vt[:n_components]
-    out = np.zeros(T)
-    counts = np.zeros(T)
-    for i in range(L):
-        for j in range(K):
-            out[i + j] += recon[i, j]
-            counts[i + j] += 1
-    return out / counts
+    time_index = np.add.outer(np.arange(embedding_window), np.arange(K)).ravel()
+    return np.bincount(time_index, weights=recon.ravel(), minlength=T) / np.bincount(
+        time_index, minlength=T
+    )
 
 
 class GaussianNoise(_StatelessMotionProtector):
