@@ -120,8 +120,8 @@ def test_ts_cnn_grouped_validation_never_mixes_groups(fitted_ts, sinusoids):
     _, _, groups, _, _ = sinusoids
     held_out = fitted_ts.validation_groups_
     assert 0 < len(held_out) < len(np.unique(groups))
-    # 15 % of the 24 groups, rounded.
-    assert len(held_out) == round(0.15 * len(np.unique(groups)))
+    # About 15 % of the 120 windows, in whole groups of 5: within half a group of 18.
+    assert abs(np.isin(groups, held_out).sum() - 0.15 * len(groups)) <= 2.5
     # skorch validated on exactly the windows of the held-out groups, trained on the rest.
     batches = fitted_ts.history_[0, "batches"]
     n_valid = sum(b["valid_batch_size"] for b in batches if "valid_batch_size" in b)
@@ -138,15 +138,72 @@ def test_validation_split_grouped_and_stratified():
     assert len(np.intersect1d(train, val)) == 0
     assert len(train) + len(val) == 90
     assert not set(groups[train]) & set(groups[val])
-    assert len(np.unique(groups[val])) == 3
+    # About a quarter of the samples: within half the largest group of 22.5.
+    assert abs(len(val) - 22.5) <= np.bincount(groups).max() / 2
+    assert set(y[train]) == {0, 1, 2}
+    # Another seed takes other groups.
+    assert any(
+        set(groups[validation_split(y, groups, 0.25, random_state=seed)[1]]) != set(groups[val])
+        for seed in range(1, 6)
+    )
 
     train, val = validation_split(y, None, 0.2, random_state=0)
     assert_array_equal(np.bincount(y[val]), [6, 6, 6])  # stratified
     # Tiny or single-class-per-side cases still give non-empty sides.
     train, val = validation_split(np.array([0, 1, 1]), None, 0.5, random_state=0)
     assert len(train) == 2 and len(val) == 1
-    with pytest.raises(ValueError, match="at least 2 distinct groups"):
+    with pytest.raises(ValueError, match="cannot hold out any of the 1 group"):
         validation_split(y, np.zeros(90), 0.2, random_state=0)
+    with pytest.raises(ValueError, match="NaN"):
+        validation_split(y, np.full(90, np.nan), 0.2, random_state=0)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        validation_split(y, np.zeros((89, 2)), 0.2, random_state=0)
+    with pytest.raises(ValueError, match="distinct rows"):
+        validation_split(y, np.zeros((90, 2, 1)), 0.2, random_state=0)
+
+
+def _one_recording_per_subject(n_subjects=6, n_segments=4, seed=0):
+    """(subject, recording, segment) rows: one recording per subject, runs of 2-9 windows."""
+    rng = np.random.RandomState(seed)
+    sizes = rng.randint(2, 10, size=n_subjects * n_segments)
+    segment = np.repeat(np.arange(len(sizes)), sizes)
+    subject = segment // n_segments
+    rows = np.column_stack([subject, 100 + subject, segment])
+    return subject, rows
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_validation_split_keeps_every_class_in_training(seed):
+    # Identity attacker with one training recording per person: segments are held out,
+    # every person keeps training windows, no segment is on both sides.
+    y, rows = _one_recording_per_subject(seed=seed)
+    train, val = validation_split(y, rows, 0.15, random_state=seed)
+    assert len(val) > 0
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(y)))
+    assert set(y[train]) == set(y)
+    assert not set(rows[train, 2]) & set(rows[val, 2])
+    assert abs(len(val) - 0.15 * len(y)) <= 9 / 2 + 1e-9  # within half a segment
+    # Each distinct row is one group: (subject, recording) pairs are whole people here,
+    # and holding one out would remove a class: the clear error.
+    with pytest.raises(ValueError, match=r"cannot hold out any.*\(subject, recording, segment\)"
+                                         r".*early_stopping=False"):
+        validation_split(y, rows[:, :2], 0.15, random_state=seed)
+
+
+def test_validation_split_skips_groups_that_hold_a_class():
+    # Class 2 lives in one group only: that group is never held out, whatever the seed.
+    y = np.array([0] * 6 + [1] * 6 + [2] * 3)
+    groups = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 6])
+    for seed in range(20):
+        train, val = validation_split(y, groups, 0.3, random_state=seed)
+        assert 6 not in groups[val] and len(val) > 0
+        assert set(y[train]) == {0, 1, 2}
+    # When every admissible group is larger than the target, the smallest one is held out.
+    y = np.array([0] * 10 + [1] * 10)
+    groups = np.repeat([0, 1, 2, 3], [6, 4, 7, 3])
+    for seed in range(5):
+        _, val = validation_split(y, groups, 0.01, random_state=seed)
+        assert set(groups[val]) == {3}  # the smallest group (3 samples)
     with pytest.raises(ValueError, match="at least 3 samples"):
         validation_split(np.array([0, 1]), None, 0.5, random_state=0)
 
@@ -199,7 +256,7 @@ def test_ts_cnn_bad_input(fitted_ts, sinusoids):
         clone(clf).fit(X, np.zeros(len(X)))
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         clone(clf).fit(X, y, groups=groups[:-1])
-    with pytest.raises(ValueError, match="at least 2 distinct groups"):
+    with pytest.raises(ValueError, match="cannot hold out any of the 1 group"):
         clone(clf).fit(X, y, groups=np.zeros(len(X)))
     with pytest.raises(ValueError, match="requires y"):
         clone(clf).fit(X, None)
@@ -221,6 +278,35 @@ def test_ts_cnn_groups_routed_by_cross_validate(sinusoids):
         # The estimator received the training fold's groups only.
         assert set(est.validation_groups_) <= set(groups[train])
         assert not set(est.validation_groups_) & set(groups[test])
+
+
+def test_ts_cnn_accepts_window_group_rows(sinusoids):
+    # The (subject, recording, segment) rows of window_groups, as metadata routing
+    # sends them: one "recording" per class, several segments in each.
+    X, y, groups, _, _ = sinusoids
+    label = np.unique(y, return_inverse=True)[1]
+    rows = np.column_stack([label, np.full(len(y), 7), groups])
+    clf = TimeSeriesCNNClassifier(**TS_FAST, max_epochs=2, random_state=0)
+    clf.fit(X, y, groups=rows)
+    held = clf.validation_groups_
+    assert held.ndim == 2 and held.shape[1] == 3 and len(held) > 0
+    assert set(held[:, 0]) <= set(label)
+    val = (rows[:, None, :] == held[None]).all(axis=2).any(axis=1)
+    n_valid = sum(b.get("valid_batch_size", 0) for b in clf.history_[0, "batches"])
+    assert n_valid == val.sum() and set(y[~val]) == set(y)
+    # Rows that are whole classes cannot be held out: the clear error, not ~0 accuracy.
+    with pytest.raises(ValueError, match="finer groups"):
+        clone(clf).fit(X, y, groups=rows[:, :2])
+    # Mixed-type rows (e.g. from a DataFrame with string subjects) work too.
+    named = rows.astype(object)
+    named[:, 0] = np.array(["ann", "bob", "cid"])[label]
+    held_named = clone(clf).set_params(max_epochs=1).fit(X, y, groups=named).validation_groups_
+    assert held_named.dtype == object and held_named.shape == held.shape
+    assert [tuple(r) for r in held_named[:, 1:]] == [tuple(r) for r in held[:, 1:]]
+    # Without early stopping the groups are only validated.
+    clone(clf).set_params(early_stopping=False).fit(X, y, groups=rows[:, :2])
+    with pytest.raises(ValueError, match="distinct rows"):
+        clone(clf).fit(X, y, groups=rows[:, :, None])
 
 
 def test_ts_cnn_class_weight_and_verbose(capsys):

@@ -17,6 +17,7 @@ from sklearn_privacy.model_selection._split import (
     SubjectDisjointSplit,
     window_groups,
 )
+from sklearn_privacy.utils.validation import WindowGroups, check_window_groups
 
 
 def make_groups(recordings_per_subject, windows_per_recording=3, seed=0):
@@ -141,10 +142,13 @@ def test_subject_split_properties(recordings, n_splits, seed):
 @pytest.mark.parametrize("cv", [RecordingDisjointSplit(2), SubjectDisjointSplit(2)])
 @pytest.mark.parametrize("groups, match", [
     (None, "should not be None"),
-    (np.ones((6, 3)), "2-column"),
-    (np.ones((6, 2, 1)), "2-column"),
-    (np.ones((5, 2)), "5 rows but X has 6"),
+    (np.ones((6, 4)), r"\(n_samples, 3\).*got shape \(6, 4\)"),
+    (np.ones((6, 1)), r"got shape \(6, 1\)"),
+    (np.ones((6, 2, 1)), r"\(n_samples, 2\).*got shape \(6, 2, 1\)"),
+    (np.ones((5, 2)), "5 rows but there are 6 samples"),
+    (np.ones((5, 3)), "5 rows but there are 6 samples"),
     (np.array([[1, np.nan]] * 6), "NaN"),
+    (np.array([[1, 2, None]] * 6, dtype=object), "segment column.*NaN or None"),
 ])
 def test_bad_groups(cv, groups, match):
     with pytest.raises(ValueError, match=match):
@@ -178,17 +182,72 @@ def test_window_groups():
         "subject": np.array([1, 1, 2, 2]),
         "recording": np.array([11, 12, 21, 22]),
     }
-    windows = make_windows(bunch, length=20, step=20)
+    bunch["activity"][1][35:] = 2  # two runs (segments) in recording 12
+    windows = make_windows(bunch, length=20, step=10)
     groups = window_groups(windows)
-    assert groups.shape == (len(windows.y), 2)
+    assert groups.shape == (len(windows.y), 3)
     np.testing.assert_array_equal(groups[:, 0], windows.subject)
     np.testing.assert_array_equal(groups[:, 1], windows.recording)
-    for train, test in RecordingDisjointSplit(2).split(windows.X, windows.y, groups):
+    np.testing.assert_array_equal(groups[:, 2], windows.segment)
+    assert len(np.unique(groups[:, 2])) == 5  # one run per recording, two in recording 12
+    # Splits by recording ignore the segment: same folds as with the pairs.
+    pairs = window_groups({"subject": windows.subject, "recording": windows.recording})
+    assert pairs.shape == (len(windows.y), 2)
+    for (train, test), (train2, test2) in zip(
+        RecordingDisjointSplit(2).split(windows.X, windows.y, groups),
+        RecordingDisjointSplit(2).split(windows.X, windows.y, pairs),
+    ):
         assert set(groups[test, 0]) == {1, 2}
+        np.testing.assert_array_equal(test, test2)
+    for (_, test), (_, test2) in zip(SubjectDisjointSplit(2).split(windows.X, groups=groups),
+                                     SubjectDisjointSplit(2).split(windows.X, groups=pairs)):
+        np.testing.assert_array_equal(test, test2)
     with pytest.raises(ValueError, match="subject"):
         window_groups({"subject": [1]})
     with pytest.raises(ValueError, match="equal length"):
         window_groups({"subject": [1, 2], "recording": [1]})
+    with pytest.raises(ValueError, match="equal length"):
+        window_groups({"subject": [1, 2], "recording": [1, 2], "segment": [0]})
+
+
+# -------------------------------------------------------------------- check_window_groups
+def test_check_window_groups_forms():
+    rows = np.array([[7, 2, 5], [7, 2, 5], [7, 2, 6], [7, 1, 0], [3, 2, 5], [3, 2, 5]])
+    codes = check_window_groups(rows, 6)
+    assert isinstance(codes, WindowGroups)
+    assert codes.subject.tolist() == [1, 1, 1, 1, 0, 0]
+    # A recording is the (subject, recording) pair: recording 2 of subjects 3 and 7 differ.
+    assert codes.recording.tolist() == [2, 2, 2, 1, 0, 0]
+    # A segment is the triple: segment 5 of subjects 3 and 7 differ too.
+    assert codes.segment.tolist() == [2, 2, 3, 1, 0, 0]
+    pairs = check_window_groups(rows[:, :2], 6)
+    assert pairs.segment is None
+    np.testing.assert_array_equal(pairs.subject, codes.subject)
+    np.testing.assert_array_equal(pairs.recording, codes.recording)
+    one_d = check_window_groups(["b", "a", "b"], 3)
+    assert one_d.subject is None and one_d.segment is None
+    assert one_d.recording.tolist() == [1, 0, 1]
+    named = check_window_groups(np.array([["ann", "r1"], ["bob", "r1"]]), 2)
+    assert named.recording.tolist() == [0, 1]
+    for codes in (check_window_groups(rows, 6), one_d):
+        assert all(c is None or c.dtype == np.int64 for c in codes)
+
+
+def test_check_window_groups_errors():
+    with pytest.raises(ValueError, match="'groups' parameter should not be None"):
+        check_window_groups(None, 3)
+    with pytest.raises(ValueError, match=r"subject, recording.*got shape \(3,\)"):
+        check_window_groups([1, 2, 3], 3, allow_1d=False)
+    with pytest.raises(ValueError, match=r"^recording has 2 rows but there are 3 samples"):
+        check_window_groups([1, 2], 3, name="recording")
+    with pytest.raises(ValueError, match="recording ids.*NaN"):
+        check_window_groups([1.0, np.nan, 2.0], 3)
+    with pytest.raises(ValueError, match="recording column.*NaN"):
+        check_window_groups([[1, 1.0], [1, np.nan]], 2)
+    with pytest.raises(ValueError, match="sortable"):
+        check_window_groups(np.array([1, "a", None], dtype=object)[:2], 2)
+    with pytest.raises(ValueError, match="got shape"):
+        check_window_groups(np.zeros((2, 2, 2)), 2)
 
 
 # --------------------------------------------------------------------------- integration

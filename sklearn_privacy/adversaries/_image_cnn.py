@@ -57,8 +57,9 @@ class ImageCNNClassifier(BaseTorchClassifier):
     patience : int, default=5
         Epochs without improvement before stopping.
     validation_fraction : float in (0, 1), default=0.15
-        Share of the training images (of the groups, when ``groups`` are passed to
-        ``fit``) held out for early stopping.
+        Share of the training images held out for early stopping. With ``groups``,
+        whole groups are held out (about this share of the images), never the last
+        training images of a class (see :meth:`fit`).
     augment : bool, default=False
         While training, flip each image horizontally at random and translate it by up
         to ``input_size // 8`` pixels (reflect padding + random crop).
@@ -86,8 +87,9 @@ class ImageCNNClassifier(BaseTorchClassifier):
         Epochs run.
     best_epoch_ : int
         Epoch whose weights were kept (the last one without early stopping).
-    validation_groups_ : ndarray or None
-        The groups held out for early stopping, when ``groups`` were given.
+    validation_groups_ : ndarray of shape (n_held_out,) or (n_held_out, n_columns), or None
+        The distinct groups (rows of 2-D ``groups``) held out for early stopping, when
+        ``groups`` were given.
     device_ : str
         Device used.
 
@@ -168,9 +170,15 @@ class ImageCNNClassifier(BaseTorchClassifier):
             uint8 images in [0, 255] or float images in [0, 1].
         y : array-like of shape (n_images,)
             Labels.
-        groups : array-like of shape (n_images,), default=None
-            Group of each image (e.g. the person), making the early-stopping split
-            grouped. Ignored when ``early_stopping=False``.
+        groups : array-like of shape (n_images,) or (n_images, n_columns), default=None
+            Group of each image (e.g. the photo session), making the early-stopping
+            split grouped; with 2-D groups each distinct row is one group. About
+            ``validation_fraction`` of the images are held out as whole groups taken
+            in a random order, skipping any group whose removal would leave a class
+            without training images (so grouping an identity attacker's images by
+            person raises a ``ValueError``: use finer groups or
+            ``early_stopping=False``). Validated but otherwise ignored when
+            ``early_stopping=False``.
 
         Returns
         -------

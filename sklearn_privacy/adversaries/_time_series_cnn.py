@@ -51,8 +51,9 @@ class TimeSeriesCNNClassifier(BaseTorchClassifier):
     patience : int, default=5
         Epochs without improvement before stopping.
     validation_fraction : float in (0, 1), default=0.15
-        Share of the training samples (of the groups, when ``groups`` are passed to
-        ``fit``) held out for early stopping.
+        Share of the training samples held out for early stopping. With ``groups``,
+        whole groups are held out (about this share of the samples), never the last
+        training samples of a class (see :meth:`fit`).
     standardize : bool, default=True
         Standardise each channel with the mean and standard deviation of the training
         windows (held inside the module, so :meth:`torch_model` takes raw windows).
@@ -79,18 +80,29 @@ class TimeSeriesCNNClassifier(BaseTorchClassifier):
         Epochs run.
     best_epoch_ : int
         Epoch whose weights were kept (the last one without early stopping).
-    validation_groups_ : ndarray or None
-        The groups held out for early stopping, when ``groups`` were given.
+    validation_groups_ : ndarray of shape (n_held_out,) or (n_held_out, n_columns), or None
+        The distinct groups (rows of 2-D ``groups``) held out for early stopping, when
+        ``groups`` were given.
     device_ : str
         Device used.
 
     Notes
     -----
-    ``fit`` accepts ``groups`` (e.g. recording ids) to make the early-stopping split
-    grouped, so overlapping windows of one recording never sit on both sides. The
-    request is on by default: with ``sklearn.set_config(enable_metadata_routing=True)``,
+    ``fit`` accepts ``groups`` to make the early-stopping split grouped, so overlapping
+    windows of one group never sit on both sides. Use the finest groups you have: the
+    3-column (subject, recording, segment) rows of
+    :func:`~sklearn_privacy.model_selection.window_groups` hold out runs of activity.
+    For an identity attacker trained on a single recording per person, grouping by
+    recording could only hold out whole people, whom the attacker cannot recognise;
+    the class-preserving split never does that, and raises a ``ValueError`` when no
+    group can be held out.
+
+    The ``groups`` request is on by default: with
+    ``sklearn.set_config(enable_metadata_routing=True)``,
     ``cross_validate(clf, X, y, cv=GroupKFold(), params={"groups": g})`` sends each
-    training fold's groups both to the splitter and to ``fit`` (never the test fold's).
+    training fold's groups both to the splitter and to ``fit`` (never the test fold's);
+    :class:`~sklearn_privacy.model_selection.RecordingDisjointSplit` and ``fit`` both
+    accept the 3-column rows of ``window_groups``.
     Without routing, pass ``fit(X, y, groups=g)`` or ``Pipeline.fit(..., clf__groups=g)``.
     Opt out with ``set_fit_request(groups=False)``.
 
@@ -162,9 +174,15 @@ class TimeSeriesCNNClassifier(BaseTorchClassifier):
             Motion windows (2-D input is one channel).
         y : array-like of shape (n_windows,)
             Labels (identity, attribute, activity...).
-        groups : array-like of shape (n_windows,), default=None
-            Group of each window (e.g. its recording), making the early-stopping split
-            grouped. Ignored when ``early_stopping=False``.
+        groups : array-like of shape (n_windows,) or (n_windows, n_columns), default=None
+            Group of each window, making the early-stopping split grouped; with 2-D
+            groups each distinct row is one group, e.g. the (subject, recording,
+            segment) rows of :func:`~sklearn_privacy.model_selection.window_groups`
+            (one group per run of activity) or (subject, recording) pairs (one per
+            recording). About ``validation_fraction`` of the windows are held out as
+            whole groups taken in a random order, skipping any group whose removal
+            would leave a class without training windows. Validated but otherwise
+            ignored when ``early_stopping=False``.
 
         Returns
         -------

@@ -13,17 +13,43 @@ from skorch.callbacks import EarlyStopping, ProgressBar
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedShuffleSplit
-from sklearn.utils import gen_batches
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from ..utils._torch import resolve_device, seed_torch
+from ..utils.validation import _group_codes
 from ._modules import ClassWeightedCrossEntropy
 
 __all__ = ["validation_split"]
+
+
+def _check_fit_groups(groups, n_samples):
+    """Validate the ``groups`` given to ``fit``: 1-D ids or 2-D rows, one per sample.
+
+    Returns the array and the integer group code of each sample (each distinct row of
+    2-D groups is one group).
+    """
+    groups = np.asarray(groups)
+    if groups.ndim not in (1, 2) or (groups.ndim == 2 and groups.shape[1] == 0):
+        raise ValueError(
+            "groups must be 1-D group ids or a 2-D array whose distinct rows are the "
+            "groups, e.g. the (subject, recording, segment) rows of window_groups; got "
+            f"shape {groups.shape}."
+        )
+    if groups.shape[0] != n_samples:
+        raise ValueError(
+            "Found input variables with inconsistent numbers of samples: groups has "
+            f"{groups.shape[0]} rows for {n_samples} samples."
+        )
+    if groups.ndim == 1:
+        return groups, _group_codes(groups, "groups")
+    columns = [_group_codes(groups[:, j], f"groups (column {j})") for j in range(groups.shape[1])]
+    _, codes = np.unique(np.column_stack(columns), axis=0, return_inverse=True)
+    return groups, codes.reshape(-1)
 
 
 def validation_split(y, groups, validation_fraction, random_state):
@@ -32,33 +58,46 @@ def validation_split(y, groups, validation_fraction, random_state):
     Parameters
     ----------
     y : ndarray of shape (n_samples,)
-        Encoded training labels (used to stratify when no groups are given).
-    groups : ndarray of shape (n_samples,) or None
-        Group of each sample (e.g. a recording id). When given, whole groups go to one
-        side (:class:`~sklearn.model_selection.GroupShuffleSplit`), so overlapping
-        windows of one recording never sit on both sides; ``validation_fraction`` is
-        then a fraction of the groups.
+        Encoded training labels.
+    groups : array-like of shape (n_samples,) or (n_samples, n_columns), or None
+        Group of each sample; with 2-D groups each distinct row is one group, e.g.
+        the (subject, recording, segment) rows of
+        :func:`~sklearn_privacy.model_selection.window_groups` (one group per run of
+        activity) or (subject, recording) pairs (one per recording). Whole groups go
+        to one side, so overlapping windows of one group never sit on both sides.
+        The split is *class-preserving*: groups are taken in a random order until
+        about ``validation_fraction`` of the samples are held out, skipping any
+        group whose removal would leave a class without a training sample (an
+        attacker that never trained on a person cannot be validated on them, and
+        early stopping would then stop at a random epoch).
     validation_fraction : float in (0, 1)
+        Share of the samples to hold out. With groups, a group is added while doing
+        so brings the held-out share closer to it; when every admissible group is
+        larger than that, the smallest one is held out.
     random_state : int, RandomState instance or None
+        Controls the order of the groups, or the shuffled split without groups.
 
     Returns
     -------
     train_idx, val_idx : ndarray of int
-        Non-empty, disjoint indices covering all samples.
+        Non-empty, disjoint, sorted indices covering all samples. With groups, every
+        class of ``y`` keeps at least one training sample. Without groups the split is
+        stratified when every class has at least 2 samples.
+
+    Raises
+    ------
+    ValueError
+        If no group can be held out without removing the last training samples of a
+        class (e.g. one recording per person given as the groups of an identity
+        attacker): pass finer groups, such as the 3-column (subject, recording,
+        segment) rows of ``window_groups``, or use ``early_stopping=False``. Also for
+        fewer than 3 samples without groups, and for invalid groups.
     """
+    y = np.asarray(y)
     n_samples = len(y)
     if groups is not None:
-        unique_groups = np.unique(groups)
-        n_groups = len(unique_groups)
-        if n_groups < 2:
-            raise ValueError(
-                "Early stopping with groups needs at least 2 distinct groups to hold one "
-                f"out for validation; got {n_groups}. Pass more groups, groups=None, "
-                "or set early_stopping=False."
-            )
-        n_val = min(max(1, round(validation_fraction * n_groups)), n_groups - 1)
-        splitter = GroupShuffleSplit(n_splits=1, test_size=n_val, random_state=random_state)
-        return next(splitter.split(np.zeros(n_samples), y, groups))
+        _, group = _check_fit_groups(groups, n_samples)
+        return _class_preserving_group_split(y, group, validation_fraction, random_state)
     if n_samples < 3:
         raise ValueError(
             f"Early stopping needs at least 3 samples (2 to train, 1 to validate); got "
@@ -72,6 +111,52 @@ def validation_split(y, groups, validation_fraction, random_state):
     else:
         splitter = ShuffleSplit(n_splits=1, test_size=n_val, random_state=random_state)
     return next(splitter.split(np.zeros(n_samples), y))
+
+
+def _class_preserving_group_split(y, group, validation_fraction, random_state):
+    """Hold out whole groups (codes ``group``) while every class keeps training samples."""
+    n_samples = len(y)
+    _, y_code = np.unique(y, return_inverse=True)
+    y_code = y_code.reshape(-1)
+    n_classes = int(y_code.max()) + 1
+    n_groups = int(group.max()) + 1
+    # Sparse (group, class) counts: the classes of each group are one slice.
+    cell, cell_count = np.unique(group.astype(np.int64) * n_classes + y_code, return_counts=True)
+    cell_group, cell_class = np.divmod(cell, n_classes)
+    bounds = np.searchsorted(cell_group, np.arange(n_groups + 1))
+    group_size = np.bincount(group, minlength=n_groups)
+
+    remaining = np.bincount(y_code, minlength=n_classes)  # training samples per class
+    target = validation_fraction * n_samples
+    held = np.zeros(n_groups, dtype=bool)
+    n_val = 0
+    smallest_admissible = None
+    for g in check_random_state(random_state).permutation(n_groups):
+        if n_val >= target:
+            break
+        cls, cnt = cell_class[bounds[g] : bounds[g + 1]], cell_count[bounds[g] : bounds[g + 1]]
+        if np.any(remaining[cls] <= cnt):
+            continue  # the last training samples of a class
+        if n_val + group_size[g] / 2 < target:  # brings the held-out share closer
+            held[g] = True
+            remaining[cls] -= cnt
+            n_val += group_size[g]
+        elif smallest_admissible is None or group_size[g] < group_size[smallest_admissible]:
+            smallest_admissible = g
+    if n_val == 0 and smallest_admissible is not None:
+        held[smallest_admissible] = True
+    if not held.any():
+        raise ValueError(
+            f"Early stopping cannot hold out any of the {n_groups} group(s) for validation: "
+            "each holds the last training samples of some class (e.g. one recording per "
+            "person as the groups of an identity attacker, which would hold out whole "
+            "people). Pass finer groups, such as the (subject, recording, segment) rows "
+            "of window_groups(windows) (make_windows' segment: one group per run of "
+            "activity), or set early_stopping=False."
+        )
+    val = held[group]
+    indices = np.arange(n_samples)
+    return indices[~val], indices[val]
 
 
 def _as_tensor(a):
@@ -146,9 +231,9 @@ class BaseTorchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
                 f"({self.classes_[0]!r})."
             )
         y_enc = y_enc.astype(np.int64)
+        group_codes = None
         if groups is not None:
-            groups = column_or_1d(groups)
-            check_consistent_length(X, groups)
+            groups, group_codes = _check_fit_groups(groups, len(y_enc))
 
         weight = None
         if self.class_weight is not None:
@@ -165,9 +250,14 @@ class BaseTorchClassifier(ClassifierMixin, BaseEstimator, metaclass=ABCMeta):
         callbacks = []
         self.validation_groups_ = None
         if self.early_stopping:
-            train_idx, val_idx = validation_split(y_enc, groups, self.validation_fraction, rng)
+            train_idx, val_idx = validation_split(
+                y_enc, group_codes, self.validation_fraction, rng
+            )
             if groups is not None:
-                self.validation_groups_ = np.unique(groups[val_idx])
+                # One row (or id) per held-out group, in sorted order of the groups.
+                first = np.empty(int(group_codes.max()) + 1, dtype=np.intp)
+                first[group_codes[::-1]] = np.arange(len(group_codes))[::-1]
+                self.validation_groups_ = groups[first[np.unique(group_codes[val_idx])]]
             train_data = Subset(full, train_idx)
             train_split = predefined_split(Subset(full, val_idx))
             early = EarlyStopping(monitor="valid_loss", patience=self.patience, load_best=True)

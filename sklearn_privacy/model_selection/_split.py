@@ -19,64 +19,56 @@ from sklearn.model_selection import BaseCrossValidator, GroupKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
 
+from ..utils.validation import _group_codes, check_window_groups
+
 __all__ = ["RecordingDisjointSplit", "SubjectDisjointSplit", "window_groups"]
 
 
 def window_groups(windows):
-    """Groups array ``(subject, recording)`` of windows, for the splitters' ``groups``.
+    """Groups array of windows: ``(subject, recording[, segment])`` per window.
+
+    The ``groups`` that the splitters, :class:`~sklearn_privacy.metrics.PrivacyScorer`,
+    :func:`privacy_utility_report` and the attackers' early stopping understand (see
+    :func:`~sklearn_privacy.utils.validation.check_window_groups`).
 
     Parameters
     ----------
     windows : :class:`~sklearn.utils.Bunch` or mapping
         As returned by :func:`~sklearn_privacy.datasets.make_windows` (needs
-        ``subject`` and ``recording``).
+        ``subject`` and ``recording``; ``segment`` is used when present).
 
     Returns
     -------
-    groups : ndarray of shape (n_windows, 2)
-        Column 0 the subject id, column 1 the recording id of each window.
+    groups : ndarray of shape (n_windows, 3) or (n_windows, 2)
+        Column 0 the subject id, column 1 the recording id and, when ``windows`` has
+        ``segment``, column 2 the id of the run of one activity in one recording that
+        each window lies in. The splitters and recording pooling use the first two
+        columns and ignore the segment; an attacker's early stopping holds out whole
+        segments, so that with a single training recording per person it still
+        validates on every person (holding out whole recordings would hold out whole
+        people) while overlapping windows never sit on both sides.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_privacy.datasets import make_windows
+    >>> from sklearn_privacy.model_selection import window_groups
+    >>> bunch = {"recordings": [np.zeros((300, 3))], "activity": [np.repeat([1, 2], 150)],
+    ...          "subject": [4], "recording": [1]}
+    >>> window_groups(make_windows(bunch, length=100, step=50)).tolist()
+    [[4, 1, 0], [4, 1, 0], [4, 1, 1], [4, 1, 1]]
     """
     if not isinstance(windows, Mapping) or "subject" not in windows or "recording" not in windows:
         raise ValueError("window_groups needs a make_windows Bunch with 'subject' and 'recording'")
-    subject, recording = np.asarray(windows["subject"]), np.asarray(windows["recording"])
-    if subject.ndim != 1 or subject.shape != recording.shape:
-        raise ValueError(
-            f"subject and recording must be 1-D of equal length; got {subject.shape} and {recording.shape}"
-        )
-    return np.column_stack([subject, recording])
-
-
-def _codes(values, what):
-    """Integer codes (0..k-1, in sorted order of the values) of a 1-D array."""
-    if values.dtype.kind == "f" and np.isnan(values).any():
-        raise ValueError(f"{what} contains NaN")
-    try:
-        _, codes = np.unique(values, return_inverse=True)
-    except TypeError as exc:
-        raise ValueError(f"{what} must be sortable ids (ints or strings): {exc}") from exc
-    return codes.ravel()
-
-
-def _check_groups(X, groups, *, n_columns_ok=(1, 2)):
-    if groups is None:
-        raise ValueError(
-            "The 'groups' parameter should not be None: pass (subject, recording) pairs "
-            "(see window_groups) or 1-D ids"
-        )
-    groups = np.asarray(groups)
-    if groups.ndim not in n_columns_ok or (groups.ndim == 2 and groups.shape[1] != 2):
-        raise ValueError(
-            "groups must be 1-D ids or a 2-column array of (subject, recording) pairs; "
-            f"got shape {groups.shape}"
-        )
-    n_samples = _num_samples(X)
-    if groups.shape[0] != n_samples:
-        raise ValueError(f"groups has {groups.shape[0]} rows but X has {n_samples} samples")
-    if n_samples == 0:
-        raise ValueError("cannot split an empty data set")
-    if groups.dtype.kind == "f" and np.isnan(groups).any():
-        raise ValueError("groups contains NaN")
-    return groups
+    columns = [np.asarray(windows["subject"]), np.asarray(windows["recording"])]
+    names = ["subject", "recording"]
+    if windows.get("segment") is not None:
+        columns.append(np.asarray(windows["segment"]))
+        names.append("segment")
+    if columns[0].ndim != 1 or any(c.shape != columns[0].shape for c in columns):
+        shapes = ", ".join(f"{n} {c.shape}" for n, c in zip(names, columns))
+        raise ValueError(f"{', '.join(names)} must be 1-D of equal length; got {shapes}")
+    return np.column_stack(columns)
 
 
 class _GroupSplitter(BaseCrossValidator):
@@ -138,15 +130,16 @@ class RecordingDisjointSplit(_GroupSplitter):
     See Also
     --------
     SubjectDisjointSplit : Other people (for utility).
-    window_groups : The ``(subject, recording)`` groups of windows.
+    window_groups : The ``(subject, recording, segment)`` groups of windows.
 
     Notes
     -----
     ``groups`` passed to :meth:`split` is either a 2-column array of (subject, recording)
     pairs per sample (a recording is the pair, so recording ids need only be unique per
-    subject), or 1-D recording ids, in which case the subject is read from ``y`` (for an
-    identity attacker whose target is the subject). An attribute attacker must use the
-    2-column form.
+    subject), a 3-column array of (subject, recording, segment) rows as
+    :func:`window_groups` returns (the segment column is ignored here), or 1-D recording
+    ids, in which case the subject is read from ``y`` (for an identity attacker whose
+    target is the subject). An attribute attacker must use a 2- or 3-column form.
 
     Examples
     --------
@@ -172,8 +165,10 @@ class RecordingDisjointSplit(_GroupSplitter):
             Training data; only its length is used.
         y : array-like of shape (n_samples,), default=None
             The subject of each sample; only used (and then required) with 1-D groups.
-        groups : array-like of shape (n_samples, 2) or (n_samples,)
-            (subject, recording) pairs, or recording ids.
+        groups : array-like of shape (n_samples, 2), (n_samples, 3) or (n_samples,)
+            (subject, recording) pairs, (subject, recording, segment) rows (the segment
+            is ignored), or recording ids (see
+            :func:`~sklearn_privacy.utils.validation.check_window_groups`).
 
         Yields
         ------
@@ -189,35 +184,44 @@ class RecordingDisjointSplit(_GroupSplitter):
             yield indices[~test], indices[test]
 
     def _fold_of_samples(self, X, y, groups):
-        groups = _check_groups(X, groups)
-        if groups.ndim == 2:
-            subject, recording = groups[:, 0], groups[:, 1]
+        n_samples = _num_samples(X)
+        codes = check_window_groups(groups, n_samples)
+        if n_samples == 0:
+            raise ValueError("cannot split an empty data set")
+        groups = np.asarray(groups)
+        if codes.subject is not None:
+            subject = groups[:, 0]
+            unit, unit_subject = codes.recording, None
         else:
             if y is None:
                 raise ValueError(
                     "With 1-D groups (recording ids) the subjects are read from y, which is "
                     "None; pass groups as (subject, recording) pairs instead (see window_groups)"
                 )
-            subject, recording = np.asarray(y), groups
-            if subject.ndim != 1 or len(subject) != len(groups):
+            subject = np.asarray(y)
+            if subject.ndim != 1 or len(subject) != n_samples:
                 raise ValueError(
                     f"y must be 1-D subject ids of the same length as groups; got shape {subject.shape}"
                 )
-        subject_code = _codes(subject, "subject ids")
-        recording_code = _codes(recording, "recording ids")
-        pairs, unit = np.unique(
-            np.column_stack([subject_code, recording_code]), axis=0, return_inverse=True
-        )
-        unit = unit.ravel()
-        if groups.ndim == 1 and len(np.unique(pairs[:, 1])) != len(pairs):
-            raise ValueError(
-                "a recording id has several subjects in y: with 1-D groups, y must be the "
-                "subject; pass (subject, recording) pairs for other targets"
+            subject_code = _group_codes(subject, "y (subject ids)")
+            pairs, unit = np.unique(
+                np.column_stack([subject_code, codes.recording]), axis=0, return_inverse=True
             )
+            unit = unit.ravel()
+            if len(np.unique(pairs[:, 1])) != len(pairs):
+                raise ValueError(
+                    "a recording id has several subjects in y: with 1-D groups, y must be the "
+                    "subject; pass (subject, recording) pairs for other targets"
+                )
+            unit_subject = pairs[:, 0]
+        n_pairs = int(unit.max()) + 1
+        if unit_subject is None:
+            # Recording codes are sorted by (subject, recording): subjects never decrease.
+            unit_subject = np.empty(n_pairs, dtype=np.int64)
+            unit_subject[unit] = codes.subject
 
         rng = check_random_state(self.random_state) if self.shuffle else None
-        unit_fold = np.full(len(pairs), -1)
-        unit_subject = pairs[:, 0]
+        unit_fold = np.full(n_pairs, -1)
         n_units = np.bincount(unit_subject)
         eligible = n_units >= self.n_splits
         if not eligible.any():
@@ -235,10 +239,10 @@ class RecordingDisjointSplit(_GroupSplitter):
             )
         # Units are sorted by (subject, recording); deal each eligible subject's in turn.
         first_unit = np.concatenate([[0], np.cumsum(n_units)[:-1]])
-        rank = np.arange(len(pairs)) - first_unit[unit_subject]
+        rank = np.arange(n_pairs) - first_unit[unit_subject]
         if rng is not None:
-            order = np.lexsort((rng.random_sample(len(pairs)), unit_subject))
-            rank[order] = np.arange(len(pairs)) - first_unit[unit_subject[order]]
+            order = np.lexsort((rng.random_sample(n_pairs), unit_subject))
+            rank[order] = np.arange(n_pairs) - first_unit[unit_subject[order]]
             start = rng.randint(self.n_splits, size=len(n_units))
         else:
             start = (np.cumsum(n_units * eligible) - n_units * eligible) % self.n_splits
@@ -288,8 +292,9 @@ class SubjectDisjointSplit(_GroupSplitter):
             Training data; only its length is used.
         y : array-like of shape (n_samples,), default=None
             Ignored.
-        groups : array-like of shape (n_samples,) or (n_samples, 2)
-            Subject ids, or (subject, recording) pairs (the subject column is used).
+        groups : array-like of shape (n_samples,), (n_samples, 2) or (n_samples, 3)
+            Subject ids, or (subject, recording[, segment]) rows (only the subject
+            column is used).
 
         Yields
         ------
@@ -298,9 +303,12 @@ class SubjectDisjointSplit(_GroupSplitter):
         test : ndarray
             The testing set indices for that split.
         """
-        groups = _check_groups(X, groups)
-        subject = groups[:, 0] if groups.ndim == 2 else groups
-        codes = _codes(subject, "subject ids")
+        n_samples = _num_samples(X)
+        checked = check_window_groups(groups, n_samples)
+        if n_samples == 0:
+            raise ValueError("cannot split an empty data set")
+        # 1-D groups are subject ids here.
+        codes = checked.subject if checked.subject is not None else checked.recording
         n_subjects = codes.max() + 1
         if n_subjects < self.n_splits:
             raise ValueError(

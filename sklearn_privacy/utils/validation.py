@@ -1,13 +1,17 @@
 """Input validation for motion windows and images."""
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = [
+    "WindowGroups",
     "check_images",
     "check_motion_windows",
+    "check_window_groups",
     "restore_motion_layout",
     "validate_motion_windows",
 ]
@@ -153,3 +157,134 @@ def check_images(X, *, allow_different_sizes=False):
             f"got values in [{out.min():.3g}, {out.max():.3g}]."
         )
     return out, was_uint8
+
+
+class WindowGroups(NamedTuple):
+    """Integer codes of the groups of each window, as returned by :func:`check_window_groups`.
+
+    Codes run from 0 to ``k - 1`` in sorted order of the ids they stand for.
+
+    Attributes
+    ----------
+    subject : ndarray of shape (n_samples,) or None
+        Code of each window's subject; None for 1-D groups.
+    recording : ndarray of shape (n_samples,)
+        Code of each window's recording: of the (subject, recording) pair for 2- and
+        3-column groups (so recording ids need only be unique per subject), of the id
+        itself for 1-D groups.
+    segment : ndarray of shape (n_samples,) or None
+        Code of each window's (subject, recording, segment) triple for 3-column groups;
+        None otherwise.
+    """
+
+    subject: np.ndarray | None
+    recording: np.ndarray
+    segment: np.ndarray | None
+
+
+def _group_codes(values, what):
+    """Integer codes (0..k-1, in sorted order of the values) of a 1-D array of ids."""
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        raise ValueError(f"{what} contains NaN.")
+    if values.dtype.kind == "O" and pd.isna(values).any():
+        raise ValueError(f"{what} contains NaN or None.")
+    if values.dtype.kind == "c":
+        raise ValueError(f"{what} must be ids (integers or strings); got complex values.")
+    try:
+        _, codes = np.unique(values, return_inverse=True)
+    except TypeError as exc:
+        raise ValueError(f"{what} must be sortable ids (integers or strings): {exc}") from exc
+    return codes.reshape(-1).astype(np.int64, copy=False)
+
+
+def _combine_codes(major, minor):
+    """Codes of the distinct (major, minor) pairs, in lexicographic order of the pairs."""
+    if major.size == 0:
+        return major
+    _, codes = np.unique(major * (int(minor.max()) + 1) + minor, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64, copy=False)
+
+
+def check_window_groups(groups, n_samples, *, allow_1d=True, name="groups"):
+    """Validate the groups of windows and return their integer codes.
+
+    The one place where the ``groups`` of the threat-model splitters, the privacy
+    scorer, the report and recording pooling are read. Three forms are accepted:
+
+    - 1-D ids: one *recording* id per window (``subject`` is then unknown);
+    - ``(n_samples, 2)``: (subject, recording) of each window, as
+      :func:`~sklearn_privacy.model_selection.window_groups` returns for windows
+      without segments;
+    - ``(n_samples, 3)``: (subject, recording, segment), where the segment is the
+      contiguous run of one activity in one recording that the window lies in
+      (:func:`~sklearn_privacy.datasets.make_windows`' ``segment``). Consumers that
+      split or pool by recording ignore it; it is the finest group an attacker's
+      early-stopping split can use.
+
+    A recording is the (subject, recording) pair, so recording ids need only be unique
+    per subject; likewise a segment is the (subject, recording, segment) triple.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_samples,), (n_samples, 2) or (n_samples, 3)
+        Sortable ids (integers or strings).
+    n_samples : int
+        Number of windows the groups describe.
+    allow_1d : bool, default=True
+        Accept 1-D recording ids; when False, the subject column is required.
+    name : str, default="groups"
+        Name used in error messages.
+
+    Returns
+    -------
+    codes : WindowGroups
+        Named tuple ``(subject, recording, segment)`` of int64 code arrays of shape
+        ``(n_samples,)``, ``subject`` and ``segment`` being None when the input has no
+        such column.
+
+    Raises
+    ------
+    ValueError
+        If ``groups`` is None, has a number of dimensions or columns other than those
+        above (or is 1-D when ``allow_1d=False``), does not have ``n_samples`` rows,
+        or holds NaN, None or values that cannot be sorted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_privacy.utils.validation import check_window_groups
+    >>> groups = np.array([[7, 1, 0], [7, 1, 1], [7, 2, 2], [9, 1, 3]])
+    >>> codes = check_window_groups(groups, 4)
+    >>> codes.subject.tolist(), codes.recording.tolist(), codes.segment.tolist()
+    ([0, 0, 0, 1], [0, 0, 1, 2], [0, 1, 2, 3])
+    >>> check_window_groups(np.array([5, 5, 3, 4]), 4)
+    WindowGroups(subject=None, recording=array([2, 2, 0, 1]), segment=None)
+    """
+    forms = (
+        "1-D recording ids, a (n_samples, 2) array of (subject, recording) pairs or a "
+        "(n_samples, 3) array of (subject, recording, segment) rows (see window_groups)"
+        if allow_1d
+        else "a (n_samples, 2) array of (subject, recording) pairs or a (n_samples, 3) "
+        "array of (subject, recording, segment) rows (see window_groups)"
+    )
+    if groups is None:
+        raise ValueError(f"The {name!r} parameter should not be None: pass {forms}.")
+    groups = np.asarray(groups)
+    ndim_ok = groups.ndim == 2 and groups.shape[1] in (2, 3)
+    if allow_1d:
+        ndim_ok = ndim_ok or groups.ndim == 1
+    if not ndim_ok:
+        raise ValueError(f"{name} must be {forms}; got shape {groups.shape}.")
+    if groups.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {groups.shape[0]} rows but there are {n_samples} samples "
+            "(one row per sample is needed)."
+        )
+    if groups.ndim == 1:
+        return WindowGroups(None, _group_codes(groups, f"{name} (recording ids)"), None)
+    subject = _group_codes(groups[:, 0], f"{name} (subject column)")
+    recording = _combine_codes(subject, _group_codes(groups[:, 1], f"{name} (recording column)"))
+    segment = None
+    if groups.shape[1] == 3:
+        segment = _combine_codes(recording, _group_codes(groups[:, 2], f"{name} (segment column)"))
+    return WindowGroups(subject, recording, segment)

@@ -1,0 +1,45 @@
+"""Privacy and distortion metrics, and scorers that receive sensitive labels by routing.
+
+- :class:`PrivacyScorer`: ``1 - advantage`` of an adaptive or static attacker on a
+  fitted protector pipeline, at window or recording level, with ``sensitive_features``
+  and ``groups`` requested through metadata routing.
+- :func:`utility_scorer`: the app's macro-F1 on protected data.
+- :func:`attacker_advantage`, :func:`attack_score`, :func:`chance_level`: advantage over
+  chance; :func:`pool_by_recording`: recording-level pooling of window outputs.
+- :func:`reidentification_rank`, :func:`mean_reidentification_rank`: DTW re-identification.
+- :func:`mse`, :func:`snr_db`: distortion of motion windows.
+- :func:`psnr`, :func:`ssim`, :func:`ciede2000_mean`, :func:`naturalness_score`,
+  :func:`fit_naturalness_model`: image quality.
+"""
+
+from ._advantage import attack_score, attacker_advantage, chance_level, pool_by_recording
+from ._distortion import mse, snr_db
+from ._image_quality import (
+    NaturalnessModel,
+    ciede2000_mean,
+    fit_naturalness_model,
+    naturalness_score,
+    psnr,
+    ssim,
+)
+from ._reid import mean_reidentification_rank, reidentification_rank
+from ._scorer import PrivacyScorer, utility_scorer
+
+__all__ = [
+    "NaturalnessModel",
+    "PrivacyScorer",
+    "attack_score",
+    "attacker_advantage",
+    "chance_level",
+    "ciede2000_mean",
+    "fit_naturalness_model",
+    "mean_reidentification_rank",
+    "mse",
+    "naturalness_score",
+    "pool_by_recording",
+    "psnr",
+    "reidentification_rank",
+    "snr_db",
+    "ssim",
+    "utility_scorer",
+]

