@@ -1,0 +1,300 @@
+"""The motion evaluation job behind ``sklearn-privacy evaluate motion`` and the benchmark.
+
+It loads a motion data set, cuts windows, builds the protectors and attackers by name,
+runs :func:`~sklearn_privacy.model_selection.privacy_utility_report` (utility on unseen
+people, privacy against adaptive and static attackers on other recordings of the same
+people) and writes the records, a Markdown table and the privacy-utility plot.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import Bunch
+
+__all__ = [
+    "ATTACKERS",
+    "DEFAULT_PROTECTORS",
+    "PROFILES",
+    "PROTECTORS",
+    "evaluate_motion",
+    "load_motion_task",
+    "make_attackers",
+    "make_protectors",
+    "summary_table",
+    "write_outputs",
+]
+
+#: Training budgets. ``quick`` is for smoke tests; ``default`` is the command's default
+#: (about ten minutes on a 2-core CPU for the default protectors on HAPT).
+PROFILES = {
+    "quick": {"epochs": 3, "anonymizer": "fast", "utility_splits": 2, "cnn_filters": 16},
+    "default": {"epochs": 12, "anonymizer": "fast", "utility_splits": 3, "cnn_filters": 32},
+    "full": {"epochs": 30, "anonymizer": "fast", "utility_splits": 5, "cnn_filters": 64},
+}
+
+
+def _anonymizer(schedule, **params):
+    def build(random_state, device, epochs):
+        from .motion import MotionAnonymizer
+
+        return MotionAnonymizer(schedule=schedule, random_state=random_state, device=device, **params)
+
+    return build
+
+
+def _simple(factory):
+    def build(random_state, device, epochs):
+        return factory(random_state)
+
+    return build
+
+
+def _motion(name, *, seeded=False, **params):
+    def factory(random_state):
+        from . import motion
+
+        extra = {"random_state": random_state} if seeded else {}
+        return getattr(motion, name)(**params, **extra)
+
+    return _simple(factory)
+
+
+#: ``cli name -> (record name, profile, builder(random_state, device, epochs))``.
+PROTECTORS = {
+    "raw": ("raw", None, lambda random_state, device, epochs: "raw"),
+    "anonymizer": ("MotionAnonymizer", "default", _anonymizer("fast")),
+    "anonymizer-faithful": ("MotionAnonymizer", "faithful", _anonymizer("faithful")),
+    "downsample-10hz": ("Downsampler(10Hz)", None, _motion("Downsampler", target_rate=10.0)),
+    "downsample-5hz": ("Downsampler(5Hz)", None, _motion("Downsampler", target_rate=5.0)),
+    "ssa-1": ("SSASmoother(1)", None, _motion("SSASmoother", n_components=1)),
+    "ssa-2": ("SSASmoother(2)", None, _motion("SSASmoother", n_components=2)),
+    "noise": ("GaussianNoise", None, _motion("GaussianNoise", seeded=True, sigma=0.5)),
+}
+
+DEFAULT_PROTECTORS = ("raw", "anonymizer", "downsample-5hz", "ssa-1", "noise")
+
+
+def _cnn(random_state, device, epochs, n_filters):
+    from .adversaries import TimeSeriesCNNClassifier
+
+    return TimeSeriesCNNClassifier(
+        n_filters=n_filters, max_epochs=epochs, patience=3, random_state=random_state,
+        device=device,
+    )
+
+
+def _features(random_state, device, epochs, n_filters):
+    from .adversaries import make_feature_attacker
+
+    return make_feature_attacker(random_state=random_state)
+
+
+#: ``cli name -> (record name, builder(random_state, device, epochs, n_filters))``.
+ATTACKERS = {"cnn": ("cnn", _cnn), "features": ("features_hgb", _features)}
+
+
+def _check_names(names, known, what):
+    names = list(names)
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown {what} {unknown}; choose among {sorted(known)}" if unknown
+            else f"at least one {what} is needed; choose among {sorted(known)}"
+        )
+    return names
+
+
+def make_protectors(names=DEFAULT_PROTECTORS, *, epochs=12, device="auto", random_state=0):
+    """Build protectors by command-line name.
+
+    Returns
+    -------
+    protectors : dict
+        ``record name -> estimator`` (``"raw"`` for no protection).
+    profiles : dict
+        ``record name -> profile`` (``None`` when the protector has none).
+    """
+    protectors, profiles = {}, {}
+    for name in _check_names(names, PROTECTORS, "protector"):
+        record, profile, build = PROTECTORS[name]
+        if profile is not None:
+            record = f"{record}[{profile}]"
+        protectors[record] = build(random_state, device, epochs)
+        profiles[record] = profile
+    return protectors, profiles
+
+
+def make_attackers(names=("cnn",), *, epochs=12, n_filters=32, device="auto", random_state=0):
+    """Build attackers by command-line name: ``record name -> classifier``."""
+    return {
+        ATTACKERS[name][0]: ATTACKERS[name][1](random_state, device, epochs, n_filters)
+        for name in _check_names(names, ATTACKERS, "attacker")
+    }
+
+
+def _load_recordings(data):
+    """Load a motion data set by name or path and say what it is."""
+    from . import datasets
+
+    if data == "hapt":
+        return datasets.load_hapt(), "hapt"
+    path = Path(data).expanduser()
+    if path.is_dir() and any(path.glob("sub*/ADL")):
+        return datasets.load_mobifall(path), "mobifall"
+    if path.exists() and (
+        path.suffix == ".zip" or any(path.glob("**/A_DeviceMotion_data*"))
+        or path.name.startswith("A_DeviceMotion_data")
+    ):
+        return datasets.load_motionsense(path), "motionsense"
+    raise ValueError(
+        f"data={data!r}: expected 'hapt', a MobiFall folder (sub<N>/ADL/...) or a "
+        "MotionSense archive or folder (A_DeviceMotion_data)."
+    )
+
+
+def load_motion_task(data="hapt", *, target="identity", length=128, step=64,
+                     magnitude="only", max_subjects=None):
+    """Windows, activity labels, sensitive labels and groups of a motion data set.
+
+    Parameters
+    ----------
+    data : str, default="hapt"
+        ``"hapt"`` (the embedded default) or a path to a MobiFall or MotionSense copy.
+    target : {"identity", "gender"}, default="identity"
+        What the attacker infers.
+    length, step : int, default=128, 64
+        Window length and step, in samples.
+    magnitude : {"only", True, False}, default="only"
+        ``"only"``: the papers' orientation-invariant input (|acc|, |gyro|).
+    max_subjects : int, default=None
+        Keep the first subjects only (for quick runs).
+
+    Returns
+    -------
+    task : Bunch
+        ``X``, ``y``, ``sensitive``, ``groups`` (subject, recording, segment),
+        ``dataset``, ``sensitive_name``.
+    """
+    from .datasets import make_windows
+    from .model_selection import window_groups
+
+    recordings, dataset = _load_recordings(data)
+    windows = make_windows(recordings, length=length, step=step, magnitude=magnitude)
+    keep = np.ones(len(windows.y), dtype=bool)
+    if max_subjects is not None:
+        keep = np.isin(windows.subject, np.unique(windows.subject)[:max_subjects])
+    if target == "identity":
+        sensitive = windows.subject
+    elif target == "gender":
+        gender = windows.attributes["gender"].reindex(windows.subject).to_numpy()
+        if np.isnan(gender.astype(float)).any():
+            raise ValueError(f"{dataset} has no gender for every subject; use target='identity'.")
+        sensitive = gender.astype(int)
+    else:
+        raise ValueError(f"target must be 'identity' or 'gender'; got {target!r}.")
+    groups = window_groups(windows)
+    return Bunch(
+        X=windows.X[keep], y=windows.y[keep], sensitive=np.asarray(sensitive)[keep],
+        groups=groups[keep], dataset=dataset, sensitive_name=target,
+        activity_names=windows.get("activity_names"),
+    )
+
+
+def evaluate_motion(task, protectors, attackers, *, profiles=None, epochs=12, n_filters=32,
+                    utility_splits=3, privacy_splits=2, device="auto", random_state=0,
+                    verbose=1):
+    """Run the privacy-utility evaluation and return its records.
+
+    Utility: the app (a 1-D CNN) on subject-disjoint folds, retrained on protected data
+    and trained on raw data. Privacy: each attacker on recording-disjoint folds
+    (the same people, other recordings), adaptive (retrained on protected data) and
+    static (trained on raw data), per window and per recording.
+
+    Returns
+    -------
+    report : DataFrame
+        Records in the benchmark format, with a ``profile`` column.
+    """
+    from .model_selection import (
+        RecordingDisjointSplit,
+        SubjectDisjointSplit,
+        privacy_utility_report,
+    )
+
+    app = _cnn(random_state, device, epochs, n_filters)
+    report = privacy_utility_report(
+        protectors, task.X, task.y, task.sensitive, groups=task.groups, app=app,
+        attackers=attackers, utility_cv=SubjectDisjointSplit(n_splits=utility_splits),
+        privacy_cv=RecordingDisjointSplit(n_splits=privacy_splits),
+        sensitive_name=task.sensitive_name, dataset=task.dataset,
+        random_state=random_state, verbose=verbose,
+    )
+    report["profile"] = report["protector"].map(profiles or {})
+    return report
+
+
+_SUMMARY_COLUMNS = [
+    ("activity_macro_f1", None, None, "F1 (app retrained)"),
+    ("activity_macro_f1_raw_app", None, None, "F1 (raw app)"),
+    ("{s}_accuracy", "adaptive", "window", "adaptive/window"),
+    ("{s}_accuracy", "adaptive", "recording", "adaptive/recording"),
+    ("{s}_accuracy", "static", "window", "static/window"),
+    ("mse", None, None, "MSE"),
+    ("fit_seconds", None, None, "fit s"),
+]
+
+
+def summary_table(report, *, sensitive_name="identity", attacker="cnn"):
+    """One row per protector with the headline figures of ``report``."""
+    frame = pd.DataFrame(report)
+    for metric in ("accuracy", "balanced_accuracy"):
+        if (frame["metric"] == f"{sensitive_name}_{metric}").any():
+            break
+    rows = {}
+    for protector, part in frame.groupby("protector", sort=False):
+        row = {}
+        for template, mode, level, label in _SUMMARY_COLUMNS:
+            name = template.format(s=sensitive_name).replace("_accuracy", f"_{metric}")
+            sel = part["metric"] == name
+            if mode is not None:
+                sel &= (part["attacker"] == attacker) & (part["mode"] == mode) & (part["level"] == level)
+                label = f"{sensitive_name} {label}"
+            values = part.loc[sel, "value"]
+            row[label] = values.iloc[0] if len(values) else np.nan
+        rows[protector] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def write_outputs(report, output_dir, *, sensitive_name="identity", attacker="cnn"):
+    """Write ``report.json``, ``report.md`` and ``frontier.png`` to ``output_dir``.
+
+    Returns
+    -------
+    paths : dict
+        ``{"json": ..., "markdown": ..., "plot": ...}``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .model_selection import PrivacyUtilityDisplay, write_benchmark_records
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": output_dir / "report.json",
+        "markdown": output_dir / "report.md",
+        "plot": output_dir / "frontier.png",
+    }
+    write_benchmark_records(report, paths["json"], paths["markdown"])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    PrivacyUtilityDisplay.from_report(
+        report, privacy_metric=f"{sensitive_name}_advantage", attacker=attacker, ax=ax,
+    )
+    ax.set_title(f"{sensitive_name}: adaptive {attacker} attacker, other recordings")
+    fig.tight_layout()
+    fig.savefig(paths["plot"], dpi=120)
+    plt.close(fig)
+    return paths
