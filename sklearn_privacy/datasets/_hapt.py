@@ -310,7 +310,9 @@ def load_hapt(
         attributes : DataFrame of shape (30, 4)
             Columns ``age, height, weight, gender``, all NaN (HAPT publishes none).
         channels : list of str
+            Names of the channels, in column order.
         activity_names : dict of int to str
+            Name of each activity code.
         transition_activities : list of int
             Codes that :func:`make_windows` treats as transitions (7 to 12).
         sampling_rate : float

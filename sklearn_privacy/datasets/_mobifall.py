@@ -170,9 +170,11 @@ def load_mobifall(path, *, sampling_rate=50.0, acc_unit="g"):
             ``age`` (years), ``height`` (cm), ``weight`` (kg), ``gender`` (1 = male,
             0 = female), indexed by subject, from ``DataDescribe.txt``.
         channels : list of str
+            Names of the channels, in column order.
         activity_names : dict of int to str
             Activity id to code (``{1: "STD", 2: "WAL", ...}``).
         sampling_rate : float
+            Samples per second (Hz).
         files : list of tuple of str
             ``(acc_file, gyro_file)`` of each recording, relative to ``path``.
         DESCR : str

@@ -176,7 +176,9 @@ def load_motionsense(path, *, subject_info=None, channels="imu"):
             ``age`` (years), ``height`` (cm), ``weight`` (kg), ``gender`` (1 = male,
             0 = female), indexed by participant code.
         channels : list of str
+            Names of the channels, in column order.
         activity_names : dict of int to str
+            Name of each activity code.
         sampling_rate : float
             50.0 (Hz).
         files : list of str

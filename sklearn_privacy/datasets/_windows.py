@@ -224,8 +224,9 @@ def make_windows(
         y : ndarray of shape (n_windows,), dtype int64
             Activity code of each window.
         subject : ndarray of shape (n_windows,), dtype int64
+            Subject id of each window.
         recording : ndarray of shape (n_windows,), dtype int64
-            Subject and recording id of each window.
+            Recording id of each window.
         start : ndarray of shape (n_windows,), dtype int64
             Index, in its recording, of each window's first sample.
         segment : ndarray of shape (n_windows,), dtype int64
@@ -240,6 +241,7 @@ def make_windows(
             Passed on from ``bunch`` when present (``attributes.loc[windows.subject]``
             aligns subject attributes with windows).
         length, step : int
+            Window length and step, in samples.
 
     Raises
     ------
