@@ -35,4 +35,5 @@ __all__ = [
     "pareto_front",
     "privacy_utility_report",
     "window_groups",
+    "write_benchmark_records",
 ]
