@@ -25,11 +25,12 @@ __all__ = [
     "write_outputs",
 ]
 
-#: Training budgets. ``quick`` is for smoke tests; ``default`` is the command's default
-#: (about ten minutes on a 2-core CPU for the default protectors on HAPT).
+#: Training budgets. ``quick`` is for smoke tests; ``default`` is the command's default,
+#: sized for about ten minutes on a 2-core CPU for the default protectors on HAPT with
+#: non-overlapping windows (step 128); ``full`` trains longer on more folds.
 PROFILES = {
     "quick": {"epochs": 3, "anonymizer": "fast", "utility_splits": 2, "cnn_filters": 16},
-    "default": {"epochs": 12, "anonymizer": "fast", "utility_splits": 3, "cnn_filters": 32},
+    "default": {"epochs": 10, "anonymizer": "fast", "utility_splits": 2, "cnn_filters": 32},
     "full": {"epochs": 30, "anonymizer": "fast", "utility_splits": 5, "cnn_filters": 64},
 }
 

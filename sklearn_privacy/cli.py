@@ -48,7 +48,8 @@ def _parser():
                         help="max epochs of the app and CNN attackers (overrides the profile)")
     motion.add_argument("--max-subjects", type=int, default=None,
                         help="use only the first N people (quick runs)")
-    motion.add_argument("--step", type=int, default=64, help="window step in samples")
+    motion.add_argument("--step", type=int, default=128,
+                        help="window step in samples (128: no overlap; 64 doubles the data)")
     motion.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda'")
     motion.add_argument("--seed", type=int, default=0, help="random seed")
     motion.add_argument("--output", default="sklearn_privacy_output",
