@@ -29,9 +29,9 @@ __all__ = [
 #: sized for about ten minutes on a 2-core CPU for the default protectors on HAPT with
 #: non-overlapping windows (step 128); ``full`` trains longer on more folds.
 PROFILES = {
-    "quick": {"epochs": 3, "anonymizer": "fast", "utility_splits": 2, "cnn_filters": 16},
-    "default": {"epochs": 10, "anonymizer": "fast", "utility_splits": 2, "cnn_filters": 32},
-    "full": {"epochs": 30, "anonymizer": "fast", "utility_splits": 5, "cnn_filters": 64},
+    "quick": {"epochs": 3, "utility_splits": 2, "cnn_filters": 16},
+    "default": {"epochs": 10, "utility_splits": 2, "cnn_filters": 32},
+    "full": {"epochs": 30, "utility_splits": 5, "cnn_filters": 64},
 }
 
 

@@ -94,7 +94,7 @@ class ReplacementAutoEncoder(BaseProtector):
         Per epoch: ``train_loss`` and, with validation, ``valid_loss``.
     classes_ : ndarray
         Activity classes seen in fit.
-    sensitive_ , neutral_ : ndarray
+    sensitive_, neutral_ : ndarray
         The label sets used.
     mean_, scale_ : ndarray of shape (n_channels,)
         Per-channel standardisation learned from the training windows.
