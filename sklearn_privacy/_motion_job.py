@@ -44,21 +44,14 @@ def _anonymizer(schedule, **params):
     return build
 
 
-def _simple(factory):
-    def build(random_state, device, epochs):
-        return factory(random_state)
-
-    return build
-
-
 def _motion(name, *, seeded=False, **params):
-    def factory(random_state):
+    def build(random_state, device, epochs):
         from . import motion
 
         extra = {"random_state": random_state} if seeded else {}
         return getattr(motion, name)(**params, **extra)
 
-    return _simple(factory)
+    return build
 
 
 #: ``cli name -> (record name, profile, builder(random_state, device, epochs))``.
