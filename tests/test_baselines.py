@@ -92,3 +92,48 @@ def test_pickle_round_trip_and_label_free(protector):
     clone = pickle.loads(pickle.dumps(fitted))  # the noise generator's state travels too
     np.testing.assert_array_equal(clone.transform(X), fitted.transform(X))
     assert fitted.get_metadata_routing().fit.requests["sensitive_features"] is False
+
+
+def _ssa_reference_windows(X, n_components, L=10):
+    return np.stack([np.stack([_ssa_reference(x[:, c].astype(np.float64), L, n_components)
+                               for c in range(X.shape[2])], axis=1) for x in X])
+
+
+def _motion_like_windows(rng, n=24, T=128):
+    """Magnitude-like windows: static ones (a constant plus tiny noise, so that
+    lambda2 / lambda1 ~ 1e-6) and periodic ones (a sin/cos pair of nearly equal
+    eigenvalues on top of the mean)."""
+    t = np.arange(T) / FS
+    static = 1.0 + 1e-3 * rng.normal(size=(n // 2, T, 2))
+    freq = rng.uniform(1.5, 2.5, size=(n - n // 2, 1, 2))
+    phase = rng.uniform(0, 2 * np.pi, size=freq.shape)
+    periodic = (1.0 + 0.3 * np.sin(2 * np.pi * freq * t[None, :, None] + phase)
+                + 0.02 * rng.normal(size=(n - n // 2, T, 2)))
+    return np.concatenate([static, periodic])
+
+
+@pytest.mark.parametrize("n_components", [1, 2, 3])
+def test_ssa_matches_reference_on_motion_like_windows(n_components):
+    X = _motion_like_windows(np.random.default_rng(n_components)).astype(np.float32)
+    Xt = SSASmoother(n_components=n_components).fit_transform(X)
+    np.testing.assert_allclose(Xt, _ssa_reference_windows(X, n_components), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_ssa_falls_back_to_lapack_when_eigenvalues_nearly_coincide(monkeypatch):
+    import sklearn_privacy.motion._baselines as baselines
+
+    # A pure 10.04 Hz sinusoid: its two leading eigenvalues differ by 0.03 %, too
+    # close for repeated squaring to separate them within the allowed powers (yet
+    # far enough apart for the reference SVD to be well defined).
+    t = np.arange(128) / FS
+    X = np.sin(2 * np.pi * np.array([10.04, 1.3])[:, None] * t)[:, :, None]
+    X = np.concatenate([X, _motion_like_windows(np.random.default_rng(0), n=4)[:, :, :1]])
+    X = X.astype(np.float32)
+    rows = []
+    real = baselines._eigh_leading
+    monkeypatch.setattr(baselines, "_eigh_leading",
+                        lambda cov, r: (rows.append(len(cov)), real(cov, r))[1])
+    Xt = SSASmoother(n_components=1).fit_transform(X)
+    assert rows and 0 < sum(rows) < len(X)  # the fallback ran, and only where needed
+    np.testing.assert_allclose(Xt, _ssa_reference_windows(X, 1), rtol=1e-4, atol=1e-5)
