@@ -381,7 +381,7 @@ def test_select_targets_follows_the_paper_rule():
 def test_pfgsm_bound_holds_on_uint8_and_success_is_verified():
     X, y = make_images(10, 16, bias=6)  # small margins: reachable within eps
     net = colour_net(gain=600.0)
-    pf = PrivateFGSM(net, eps=6.5 / 255, random_state=0, device="cpu")
+    pf = PrivateFGSM(net, eps=6.5 / 255, objective="paper", random_state=0, device="cpu")
     out = pf.fit_transform(X)
     assert out.dtype == np.uint8
     assert np.abs(out.astype(int) - X.astype(int)).max() <= 6  # floor(6.5)
@@ -392,6 +392,8 @@ def test_pfgsm_bound_holds_on_uint8_and_success_is_verified():
     assert pf.success_.mean() >= 0.5
     assert (pf.n_iter_[pf.success_] < pf.max_iter).all()  # stopped once p(target) > sigma
     assert topk_out_rate(net, out, y, k=1) >= pf.success_.mean()
+    np.testing.assert_array_equal(pf.private_, clean)
+    assert topk_out_rate(net, out, y, k=1) == (pf.rank_ >= 1).mean()
     # Float input: the bound holds on the 8-bit grid too.
     out_f = pf.transform(X / 255.0)
     assert out_f.dtype == np.float32
@@ -410,6 +412,68 @@ def test_pfgsm_chunking_zero_iterations_and_black_box_refusal():
     black_box = make_pipeline(FunctionTransformer(mean_colour), LogisticRegression()).fit(X, np.arange(6) % 3)
     with pytest.raises(ValueError, match="white-box"):
         PrivateFGSM(black_box).fit(X)
+
+
+def far_class_net(gain=50.0):
+    """5 classes: 3 colour classes (as ``colour_net``) and 2 far classes that hardly move."""
+    net = torch.nn.Sequential(
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 5)
+    )
+    with torch.no_grad():
+        w = torch.zeros(5, 3)
+        w[:3] = torch.eye(3) * gain
+        w[3], w[4] = 0.01, -0.01
+        net[2].weight.copy_(w)
+        net[2].bias.copy_(torch.tensor([0.0, 0.0, 0.0, -0.5 * gain, -0.5 * gain]))
+    return net
+
+
+def test_pfgsm_topk_objective_hides_the_class_where_the_far_target_fails():
+    # The paper's far targets are out of reach, and signed steps of the targeted loss
+    # shift every channel alike: the true class stays top-1. The default "topk"
+    # objective pushes it out of the top-k, and stops as soon as it is.
+    X, y = make_images(12, 16, bias=10)
+    net = far_class_net()
+    paper = PrivateFGSM(net, objective="paper", max_iter=30, random_state=0, device="cpu")
+    out_paper = paper.fit_transform(X)
+    assert (paper.n_iter_ == 30).all() and not paper.success_.any()
+    assert topk_out_rate(net, out_paper, y, k=1) < 0.5
+    pf = PrivateFGSM(net, k=2, margin=0.0, max_iter=30, random_state=0, device="cpu")
+    assert pf.objective == "topk"  # the default
+    out = pf.fit_transform(X)
+    assert np.abs(out.astype(int) - X.astype(int)).max() <= 8
+    np.testing.assert_array_equal(pf.private_, y)
+    assert topk_out_rate(net, out, y, k=2) == 1.0
+    assert pf.success_.all() and (pf.rank_ >= 2).all()
+    assert (pf.n_iter_ < 30).all()  # early stop: done images leave the batch
+    # rank_ and target_ are measured on the returned uint8 images.
+    scores = pf.classifier_.decision_function(out)
+    np.testing.assert_array_equal(pf.target_, scores.argmax(axis=1))
+    true_score = scores[np.arange(len(y)), y]
+    np.testing.assert_array_equal(pf.rank_, (scores > true_score[:, None]).sum(axis=1))
+    # k is capped at n_classes - 1; the margin is met on the saved images.
+    pf.set_params(k=10, margin=0.0)
+    pf.transform(X)
+    assert (pf.success_ == (pf.rank_ >= 4)).all()
+
+
+def test_pfgsm_topk_searches_on_the_8bit_grid():
+    # Float input off the 8-bit grid, and a step below one level: the search still
+    # moves (whole levels), and the bound holds on the grid.
+    X, _ = make_images(6, 12, bias=3)
+    Xf = np.clip(X / 255.0 + 0.4 / 255, 0, 1).astype(np.float32)
+    net = far_class_net()
+    pf = PrivateFGSM(net, k=1, eps=4 / 255, step_size=0.3 / 255, max_iter=20, margin=0.0,
+                     random_state=0, device="cpu")
+    out = pf.fit_transform(Xf)
+    assert out.dtype == np.float32
+    levels = out * 255
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)
+    assert np.abs(np.round(levels) - np.round(Xf * 255)).max() <= 4
+    # The hidden class is the clean top-1 (here not always the dominant colour y).
+    assert pf.success_.all() and topk_out_rate(net, out, pf.private_, k=1) == 1.0
+    with pytest.raises(ValueError):
+        PrivateFGSM(net, objective="bogus").fit(X)
 
 
 # -- surrogates, Pipelines and GridSearchCV --------------------------------------------

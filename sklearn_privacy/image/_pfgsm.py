@@ -57,15 +57,44 @@ def select_targets(proba, u, *, sigma, rule):
 
 
 class PrivateFGSM(ImageAttackMixin, BaseProtector):
-    """P-FGSM: push each image towards a random unlikely class within an L-inf ball.
+    """P-FGSM: hide each image's class from a white-box classifier within an L-inf ball.
 
     Private FGSM (Li, Shamsabadi, Sanchez-Matilla, Mazzon, Cavallaro, ICASSP 2019) hides
     the scene class of a photo from a known (white-box) classifier with a small, almost
-    invisible perturbation. Each image gets a target class drawn uniformly among the
-    classes outside the smallest top-k set holding ``sigma`` of the probability; signed
-    gradient steps of ``step_size`` minimise the cross-entropy to the target, clipped to
-    the ``eps`` L-inf ball around the image and to [0, 1]; an image stops as soon as the
-    target's probability exceeds ``sigma`` (or after ``max_iter`` steps).
+    invisible perturbation. Two objectives are available:
+
+    ``objective="paper"`` (the paper's algorithm)
+        Each image gets a target class drawn uniformly among the classes outside the
+        smallest top-k set holding ``sigma`` of the probability; signed gradient steps
+        of ``step_size`` minimise the cross-entropy to the target, clipped to the
+        ``eps`` L-inf ball around the image and to [0, 1]; an image stops as soon as the
+        target's probability exceeds ``sigma`` (or after ``max_iter`` steps).
+
+    ``objective="topk"`` (default; an extension beyond the paper)
+        Untargeted: signed gradient steps minimise the hinge loss
+        ``sum_j max(0, z_p - z_(j) + margin)`` over the ``k`` highest other logits
+        ``z_(j)``, where ``p`` is the *private* class (the clean image's top-1). An image
+        stops as soon as the private class is out of the top ``k`` with a logit margin
+        of at least ``margin`` (or after ``max_iter`` steps), and the best iterate met
+        (highest rank of the private class, then largest margin) is returned. The search
+        runs directly on the 8-bit grid (each step is rounded to whole levels, at least
+        one), so the logits seen in the loop are those of the saved image and
+        quantisation cannot undo progress.
+
+    Why ``"topk"`` is the default: the paper's target is, by construction, one of the
+    least likely classes. Against a small, weakly confident classifier (CIFAR-10 at
+    8/255) no image reaches ``p(target) > 0.99``, so the stopping rule never fires,
+    every image takes all ``max_iter`` steps, and because the loss never looks at the
+    true class about one image in seven still has it as top-1. In the image benchmark
+    (``benchmarks/image_privacy.py``, 200 correctly classified CIFAR-10 images)
+    ``"topk"`` took the true class out of the top-1 / top-3 / top-5 for 99.5 / 94 / 83 %
+    of the images (paper objective: 86 / 62 / 38.5 %), at a higher PSNR (33.2 dB vs
+    31.0), with more success after JPEG, median filtering and 4-bit re-quantisation
+    (38.5 / 64 / 98 % vs 19 / 56 / 73 %), more transfer to unseen architectures, and
+    about 3x the images per second (it stops early). On UTKFace gender (2 classes) both
+    objectives flip 84.5 % of the images and survive the three transforms equally, at
+    33.0 dB vs 30.4; transfer was a few points lower (within about one standard
+    error). Use ``objective="paper"`` to reproduce the paper.
 
     The output is quantised to 8 bits so that ``|out - in| <= floor(eps * 255)`` holds
     on the uint8 values (exactly, for uint8 input), and success is re-verified on the
@@ -80,16 +109,29 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
     eps : float, default=8/255
         Radius of the L-inf ball in [0, 1] pixel units.
     step_size : float, default=1/255
-        Size of each signed-gradient step.
+        Size of each signed-gradient step (``objective="topk"``: rounded to whole 8-bit
+        levels, at least one).
     max_iter : int, default=100
         Maximum number of steps per image.
+    objective : {"topk", "paper"}, default="topk"
+        ``"topk"``: push the private class out of the top ``k`` (untargeted, see above;
+        beyond the paper). ``"paper"``: the paper's targeted attack.
+    k : int, default=5
+        ``objective="topk"``: size of the top set the private class is pushed out of;
+        capped at ``n_classes - 1`` (with 2 classes: out of the top-1).
+    margin : float, default=1.0
+        ``objective="topk"``: logit margin by which the private class must fall below
+        the ``k``-th other class before an image stops. A margin makes the result
+        survive JPEG, median filtering and re-quantisation better, for a few more steps.
     sigma : float, default=0.99
-        Probability mass of the excluded top-k set, and the target probability that
-        stops the iterations.
+        ``objective="paper"``: probability mass of the excluded top-k set, and the
+        target probability that stops the iterations.
     target_selection : {"paper", "least_likely"}, default="paper"
-        How the target is drawn: the paper's rule (above) or the least likely class.
+        ``objective="paper"``: how the target is drawn: the paper's rule (above) or the
+        least likely class.
     quantization : {"round", "floor"}, default="round"
-        How the output is mapped to 8 bits before the L-inf clip.
+        How the output (``objective="topk"``: the clean image the search starts from)
+        is mapped to 8 bits before the L-inf clip.
     batch_size : int, default=32
         Images attacked together (one forward/backward pass per step).
     random_state : int, RandomState instance or None, default=None
@@ -104,11 +146,23 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
     device_ : str
         The resolved device.
     success_ : ndarray of bool of shape (n_images,)
-        Set by the last :meth:`transform`: whether each returned (quantised) image is
-        classified as its target through the deployment preprocessing.
+        Set by the last :meth:`transform`, measured on the returned (quantised) images
+        through the deployment preprocessing. ``objective="paper"``: whether each image
+        is classified as its target. ``objective="topk"``: whether the private class is
+        out of the top ``k`` (``rank_ >= min(k, n_classes - 1)``).
     target_ : ndarray of shape (n_images,)
-        Set by the last :meth:`transform`: the target labels (class indices when the
-        classifier has no ``classes_``).
+        Set by the last :meth:`transform` (labels, or class indices when the classifier
+        has no ``classes_``). ``objective="paper"``: the drawn targets.
+        ``objective="topk"`` (untargeted): the class each returned image is classified
+        as (the private class itself where the attack failed).
+    private_ : ndarray of shape (n_images,)
+        Set by the last :meth:`transform`: the hidden class of each image, its clean
+        top-1 prediction (the true class on images the classifier labels correctly).
+    rank_ : ndarray of int of shape (n_images,)
+        Set by the last :meth:`transform`: the rank of the private class among the
+        returned image's logits (the number of classes scoring strictly higher), through
+        the deployment preprocessing: 0 means it is still the top-1, ``rank_ >= k``
+        means it left the top-k (the figure of :func:`topk_out_rate`).
     n_iter_ : ndarray of int of shape (n_images,)
         Set by the last :meth:`transform`: the gradient steps taken per image.
 
@@ -139,6 +193,9 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         "eps": [Interval(numbers.Real, 0, 1, closed="neither")],
         "step_size": [Interval(numbers.Real, 0, 1, closed="right")],
         "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "objective": [StrOptions({"topk", "paper"})],
+        "k": [Interval(numbers.Integral, 1, None, closed="left")],
+        "margin": [Interval(numbers.Real, 0, None, closed="left")],
         "sigma": [Interval(numbers.Real, 0, 1, closed="neither")],
         "target_selection": [StrOptions({"paper", "least_likely"})],
         "quantization": [StrOptions({"round", "floor"})],
@@ -154,6 +211,9 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         eps=8 / 255,
         step_size=1 / 255,
         max_iter=100,
+        objective="topk",
+        k=5,
+        margin=1.0,
         sigma=0.99,
         target_selection="paper",
         quantization="round",
@@ -165,6 +225,9 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         self.eps = eps
         self.step_size = step_size
         self.max_iter = max_iter
+        self.objective = objective
+        self.k = k
+        self.margin = margin
         self.sigma = sigma
         self.target_selection = target_selection
         self.quantization = quantization
@@ -209,8 +272,8 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         Returns
         -------
         X_protected : ndarray or list
-            Same layout and dtype convention as ``X``. Sets ``success_``, ``target_`` and
-            ``n_iter_``.
+            Same layout and dtype convention as ``X``. Sets ``success_``, ``target_``,
+            ``private_``, ``rank_`` and ``n_iter_``.
         """
         images, was_uint8 = self._transform_setup(X)
         n_images = len(images)
@@ -219,13 +282,19 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         success = np.zeros(n_images, dtype=bool)
         targets = np.zeros(n_images, dtype=np.int64)
         n_iter = np.zeros(n_images, dtype=np.int64)
+        private = np.zeros(n_images, dtype=np.int64)
+        rank = np.zeros(n_images, dtype=np.int64)
+        attack = self._attack_chunk if self.objective == "paper" else self._attack_chunk_topk
         for idx, x in image_groups(images, self.batch_size):
-            q, tgt, it, ok = self._attack_chunk(x, u[idx])
+            q, tgt, it, ok, prv, rk = attack(x, u[idx])
             for j, i in enumerate(idx):
                 outputs[i] = q[j]
             targets[idx], n_iter[idx], success[idx] = tgt, it, ok
+            private[idx], rank[idx] = prv, rk
         self.success_ = success
         self.target_ = self.classifier_.indices_to_labels(targets)
+        self.private_ = self.classifier_.indices_to_labels(private)
+        self.rank_ = rank
         self.n_iter_ = n_iter
         return self._assemble(outputs, n_images, images, was_uint8)
 
@@ -265,20 +334,107 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
                 active[ia[reached]] = False
         with torch.no_grad():
             # Quantise, then clip on the 256 levels so the bound holds on the saved image.
-            ref = x0 * 255.0
-            m = float(np.floor(eps * 255.0 + 1e-6))
-            lo = torch.ceil(ref - m - 1e-4).clamp(min=0.0)
-            hi = torch.floor(ref + m + 1e-4).clamp(max=255.0)
-            nearest = torch.round(ref)
-            lo, hi = torch.where(lo > hi, nearest, lo), torch.where(lo > hi, nearest, hi)
+            lo, hi = self._level_box(x0)
             q = torch.minimum(torch.maximum(quantize(x_adv, self.quantization), lo), hi)
-            verified = torch.as_tensor(clf.predict_indices(q / 255.0), device=device) == target
+            logits_q = clf.logits(q / 255.0).float()
+            verified = logits_q.argmax(dim=1) == target
+            private = proba.argmax(dim=1)
         return (
             tensor_to_images(q),
             target.cpu().numpy(),
             n_iter.cpu().numpy(),
             verified.cpu().numpy(),
+            private.cpu().numpy(),
+            _rank(logits_q, private).cpu().numpy(),
         )
+
+    def _level_box(self, x0):
+        """Per-pixel bounds, in 8-bit levels, of the outputs allowed around ``x0``."""
+        ref = x0 * 255.0
+        m = float(np.floor(float(self.eps) * 255.0 + 1e-6))
+        lo = torch.ceil(ref - m - 1e-4).clamp(min=0.0)
+        hi = torch.floor(ref + m + 1e-4).clamp(max=255.0)
+        nearest = torch.round(ref)
+        empty = lo > hi
+        return torch.where(empty, nearest, lo), torch.where(empty, nearest, hi)
+
+    def _attack_chunk_topk(self, x, u):
+        """``objective="topk"``: push the private class out of the top-k, on the 8-bit grid."""
+        clf = self.classifier_
+        device = clf.device_
+        x0 = x.to(device, torch.float32)
+        n_img = x0.shape[0]
+        lo, hi = self._level_box(x0)
+        # The iterate lives on the 8-bit levels, inside the box the output must respect.
+        v = torch.minimum(torch.maximum(quantize(x0, self.quantization), lo), hi)
+        with torch.no_grad():
+            n_classes = clf.logits(v[:1] / 255.0).shape[1]
+        if n_classes < 2:
+            raise ValueError("P-FGSM needs a classifier with at least 2 classes.")
+        k = min(int(self.k), n_classes - 1)
+        margin = float(self.margin)
+        step = max(1.0, float(np.round(float(self.step_size) * 255.0)))
+        private = torch.zeros(n_img, dtype=torch.long, device=device)
+        best = v.clone()
+        best_rank = torch.full((n_img,), -1, dtype=torch.long, device=device)
+        best_gap = torch.full((n_img,), -float("inf"), device=device)
+        active = torch.ones(n_img, dtype=torch.bool, device=device)
+        n_iter = torch.zeros(n_img, dtype=torch.long, device=device)
+        max_iter = int(self.max_iter)
+        for it in range(max_iter + 1):
+            ia = torch.nonzero(active).flatten()
+            if ia.numel() == 0:
+                break
+            last = it == max_iter  # evaluate the final iterate, no step after it
+            xa = (v[ia] / 255.0).requires_grad_(not last)
+            with torch.enable_grad() if not last else torch.no_grad():
+                logits = clf.logits(xa).float()
+                if it == 0:
+                    # The private class: the clean (quantised) image's top-1.
+                    private[ia] = logits.detach().argmax(dim=1)
+                p = private[ia, None]
+                z_p = logits.gather(1, p)
+                others = logits.scatter(1, p, float("-inf")).topk(k, dim=1).values
+                hinge = (z_p - others + margin).clamp(min=0.0)
+            with torch.no_grad():
+                rank = (logits > z_p).sum(dim=1)
+                gap = others[:, -1] - z_p[:, 0]  # > 0: out of the top-k
+                better = (rank.clamp(max=k) > best_rank[ia]) | (
+                    (rank.clamp(max=k) == best_rank[ia]) & (gap > best_gap[ia])
+                )
+                kept = ia[better]
+                best[kept] = v[kept]
+                best_rank[kept] = rank[better].clamp(max=k)
+                best_gap[kept] = gap[better]
+                done = (rank >= k) & (gap >= margin)
+                active[ia[done]] = False
+            if last:
+                break
+            move = ~done
+            if not move.any():
+                continue
+            (grad,) = torch.autograd.grad(hinge.sum(), xa)
+            with torch.no_grad():
+                im = ia[move]
+                stepped = torch.round(v[im] - step * grad[move].sign())
+                v[im] = torch.minimum(torch.maximum(stepped, lo[im]), hi[im])
+                n_iter[im] += 1
+        with torch.no_grad():
+            logits_q = clf.logits(best / 255.0).float()
+            rank_q = _rank(logits_q, private)
+        return (
+            tensor_to_images(best),
+            logits_q.argmax(dim=1).cpu().numpy(),
+            n_iter.cpu().numpy(),
+            (rank_q >= k).cpu().numpy(),
+            private.cpu().numpy(),
+            rank_q.cpu().numpy(),
+        )
+
+
+def _rank(logits, cls):
+    """Number of classes scoring strictly higher than ``cls`` (ties in its favour)."""
+    return (logits > logits.gather(1, cls[:, None])).sum(dim=1)
 
 
 register_estimator_check_config(
