@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_privacy.motion._aae import MotionAnonymizer
+from sklearn_privacy.motion._aae import MotionAnonymizer, _to_channels_first
 from sklearn_privacy.motion._modules import (
     AdversarialModule,
     AnonymizingAutoEncoder,
@@ -291,6 +291,32 @@ def test_task_bottleneck_output_depends_on_the_task_posterior_only(data):
     torch.testing.assert_close(rebuilt, x_hat)
     with pytest.raises(ValueError, match="needs the task labels"):
         MotionAnonymizer(**{**TINY, "task_bottleneck": True}).fit(X, sensitive_features=who)
+
+
+def test_hard_task_bottleneck_outputs_one_window_per_predicted_activity(data):
+    X, y, who = data
+    aae = MotionAnonymizer(**{**TINY, "task_bottleneck": "hard"}).fit(
+        X, y, sensitive_features=who
+    )
+    out = aae.transform(X)
+    with torch.no_grad():
+        ae = aae.net_.module_.anonymizer.eval()
+        xs = torch.as_tensor(_to_channels_first(X, aae.mean_, aae.scale_))
+        predicted = ae(xs)[2].argmax(1).numpy()
+    # Every window predicted as the same activity becomes the same window, so the
+    # output tells an attacker nothing about the input beyond that label.
+    for label in np.unique(predicted):
+        same = out[predicted == label]
+        np.testing.assert_allclose(same, np.broadcast_to(same[0], same.shape), atol=1e-5)
+    distinct = np.unique(np.round(out.reshape(len(out), -1), 3), axis=0)
+    assert len(distinct) == len(np.unique(predicted))
+    # Gradients still reach the encoder's task head through the straight-through code.
+    ae.train()
+    z, x_hat, logits = ae(xs[:8])
+    x_hat.sum().backward()
+    assert ae.to_task.weight.grad is not None and ae.to_task.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="task_bottleneck"):
+        MotionAnonymizer(**{**TINY, "task_bottleneck": "sharp"}).fit(X, y, sensitive_features=who)
 
 
 def test_reset_parameters_gives_a_fresh_network():

@@ -505,12 +505,17 @@ class MotionAnonymizer(BaseProtector):
         which is then batch-normalised (no affine) so the noise has a fixed scale.
     noise_at_transform : bool, default=False
         Also add the latent noise in :meth:`transform` (seeded by ``random_state``).
-    task_bottleneck : bool, default=False
+    task_bottleneck : bool or {"soft", "hard"}, default=False
         Squeeze the latent through the task: the encoder predicts the task (activity)
-        and the decoder only sees a linear embedding of that posterior, so the output
-        is a re-synthesis of the activity that depends on the input through the
-        posterior alone. Requires ``y``; the encoder's task head is trained with the
-        ``utility_weight`` cross-entropy.
+        and the decoder only sees a linear embedding of that prediction, so the output
+        is a re-synthesis of the activity. ``True`` or ``"soft"``: the decoder sees the
+        posterior, so the output depends on the input through the posterior alone.
+        ``"hard"``: it sees the one-hot predicted class (straight-through gradients),
+        so the output is one learned window per predicted activity and carries nothing
+        about the input beyond that label; privacy is then bounded by what the
+        activity says about the person, at the price of any other use of the data.
+        Requires ``y``; the encoder's task head is trained with the ``utility_weight``
+        cross-entropy.
     patience : int, default=6
         Early-stopping patience (epochs) of the classifier phases.
     validation_fraction : float or None, default=0.1
@@ -607,7 +612,7 @@ class MotionAnonymizer(BaseProtector):
         "n_adversaries": [Interval(numbers.Integral, 1, None, closed="left")],
         "latent_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "noise_at_transform": ["boolean"],
-        "task_bottleneck": ["boolean"],
+        "task_bottleneck": ["boolean", StrOptions({"soft", "hard"})],
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "class_weight": [StrOptions({"balanced"}), None],
@@ -763,7 +768,9 @@ class MotionAnonymizer(BaseProtector):
                 raise ValueError(f"y has {y.shape[0]} entries but X has {n} samples.")
             self.classes_, y_codes = _encode_labels(y, "y")
         elif self.task_bottleneck:
-            raise ValueError("task_bottleneck=True needs the task labels y in fit.")
+            raise ValueError(
+                f"task_bottleneck={self.task_bottleneck!r} needs the task labels y in fit."
+            )
         else:
             self.classes_, y_codes = None, np.full(n, -1)
         return y_codes, sens_codes
@@ -795,6 +802,7 @@ class MotionAnonymizer(BaseProtector):
             "n_adversaries": self.n_adversaries,
             "latent_noise": self.latent_noise,
             "task_bottleneck_length": self.n_timestamps_in_ if self.task_bottleneck else None,
+            "hard_bottleneck": self.task_bottleneck == "hard",
         }
         n_classifiers = 2 * self.n_adversaries + 1
         score_callbacks = [

@@ -60,7 +60,9 @@ class AnonymizingAutoEncoder(nn.Module):
     squeezed through the task: a linear head maps the conv latent to ``n_classes``
     logits, and the decoder only sees a linear embedding of their softmax. The output
     then depends on the input through the task posterior alone (a re-synthesis of the
-    activity), an option beyond the paper.
+    activity), an option beyond the paper. With ``hard_bottleneck=True`` the decoder
+    sees the one-hot predicted class instead (straight-through gradients in training),
+    so the output depends on the input through the predicted label alone.
 
     Parameters
     ----------
@@ -71,10 +73,14 @@ class AnonymizingAutoEncoder(nn.Module):
         added to it has a fixed scale the encoder cannot grow out of.
     task_bottleneck : tuple of 3 int or None, default=None
         ``(n_classes, n_channels, n_timestamps)`` to squeeze the latent through the task.
+    hard_bottleneck : bool, default=False
+        Decode from the one-hot predicted class rather than the posterior.
     """
 
-    def __init__(self, n_filters=100, kernel_size=3, latent_norm=False, task_bottleneck=None):
+    def __init__(self, n_filters=100, kernel_size=3, latent_norm=False, task_bottleneck=None,
+                 hard_bottleneck=False):
         super().__init__()
+        self.hard_bottleneck = bool(hard_bottleneck)
         f, k = n_filters, kernel_size
         self.encoder = nn.Sequential(
             _conv_selu_bn(1, f, k),
@@ -120,7 +126,12 @@ class AnonymizingAutoEncoder(nn.Module):
         logits = None
         if self.to_task is not None:
             logits = self.to_task(z.flatten(1))
-            z = self.from_task(torch.softmax(logits, dim=1)).reshape(n, d, -1)
+            code = torch.softmax(logits, dim=1)
+            if self.hard_bottleneck:
+                one_hot = F.one_hot(code.argmax(dim=1), code.shape[1]).to(code.dtype)
+                # Straight-through: the forward value is exactly one-hot.
+                code = one_hot + code - code.detach()
+            z = self.from_task(code).reshape(n, d, -1)
         if self.latent_norm is not None:
             z = self.latent_norm(z.reshape(n * d, 1, -1)).reshape(n, d, -1)
         return z, logits
@@ -210,6 +221,7 @@ class AdversarialModule(nn.Module):
         n_adversaries=1,
         latent_noise=0.0,
         task_bottleneck_length=None,
+        hard_bottleneck=False,
     ):
         super().__init__()
         self.latent_noise = float(latent_noise)
@@ -217,7 +229,8 @@ class AdversarialModule(nn.Module):
         if task_bottleneck_length is not None:
             bottleneck = (n_task_classes, n_channels, task_bottleneck_length)
         self.anonymizer = AnonymizingAutoEncoder(
-            n_filters, kernel_size, latent_norm=self.latent_noise > 0, task_bottleneck=bottleneck
+            n_filters, kernel_size, latent_norm=self.latent_noise > 0, task_bottleneck=bottleneck,
+            hard_bottleneck=hard_bottleneck,
         )
 
         def make(n_outputs):
