@@ -40,7 +40,7 @@ def _parser():
                         help="what the attacker infers")
     motion.add_argument("--protectors", type=_csv, default=list(DEFAULT_PROTECTORS),
                         help=f"comma-separated, among: {', '.join(PROTECTORS)}")
-    motion.add_argument("--attackers", type=_csv, default=["cnn"],
+    motion.add_argument("--attackers", type=_csv, default=["cnn", "features"],
                         help=f"comma-separated, among: {', '.join(ATTACKERS)}")
     motion.add_argument("--profile", default="default", choices=list(PROFILES),
                         help="training budget of the app and the attackers")
@@ -93,12 +93,14 @@ def _evaluate_motion(args):
     first_attacker = next(iter(attackers))
     paths = write_outputs(report, args.output, sensitive_name=task.sensitive_name,
                           attacker=first_attacker)
-    table = summary_table(report, sensitive_name=task.sensitive_name, attacker=first_attacker)
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(table.round(3).to_string())
-    print(f"\nattacker: {first_attacker}; adaptive = retrained on protected data, static = "
-          "trained on raw data; privacy measured on other recordings of the same people, "
-          "utility on people the app never saw.")
+    for attacker in attackers:
+        table = summary_table(report, sensitive_name=task.sensitive_name, attacker=attacker)
+        print(f"\nattacker: {attacker}")
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(table.round(3).to_string())
+    print("\nadaptive = retrained on protected data, static = trained on raw data; privacy "
+          "measured on other recordings of the same people, utility on people the app never "
+          "saw.")
     print(f"wrote {paths['json']}, {paths['markdown']} and {paths['plot']} "
           f"in {time.perf_counter() - start:.0f} s")
     return 0

@@ -30,15 +30,17 @@ def test_evaluate_motion_writes_report_table_and_plot(hapt_available, tmp_path, 
     rows = [r for r in records if r["metric"] != "environment"]
     assert {r["protector"] for r in rows} == {"raw", "SSASmoother(1)"}
     identity = [r for r in rows if r["metric"] == "identity_accuracy"]
-    # Both levels and both modes of the CNN attacker, each with its chance level.
-    assert {(r["mode"], r["level"]) for r in identity} >= {
-        ("adaptive", "window"), ("adaptive", "recording"), ("static", "window")}
-    assert all(r["attacker"] == "cnn" and 0 <= r["value"] <= 1 and r["chance"] for r in identity)
+    # Both levels and both modes of both default attackers, each with its chance level.
+    for attacker in ("cnn", "features_et"):
+        assert {(r["mode"], r["level"]) for r in identity if r["attacker"] == attacker} >= {
+            ("adaptive", "window"), ("adaptive", "recording"), ("static", "window")}
+    assert all(0 <= r["value"] <= 1 and r["chance"] for r in identity)
     assert (tmp_path / "frontier.png").stat().st_size > 1000
     assert "identity adaptive/window" in (tmp_path / "report.md").read_text() or \
         "identity_accuracy" in (tmp_path / "report.md").read_text()
     out = capsys.readouterr().out
     assert "SSASmoother(1)" in out and "adaptive = retrained on protected data" in out
+    assert "attacker: cnn" in out and "attacker: features_et" in out
 
 
 def test_unknown_protector_is_a_clear_error(hapt_available, tmp_path, capsys):
