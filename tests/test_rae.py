@@ -159,6 +159,33 @@ def test_sensitive_features_are_ignored_when_passed_directly(data):
     np.testing.assert_allclose(a.transform(X), b.transform(X), rtol=1e-5, atol=1e-5)
 
 
+def test_gate_returns_unflagged_windows_unchanged(data):
+    X, y, _ = data
+    rae = ReplacementAutoEncoder([SENSITIVE], [NEUTRAL], gate=True, **FAST).fit(X, y)
+    X_new, y_new, _ = make_activities(n=300, seed=1)
+    flagged = rae.gate_.predict(X_new).astype(bool)
+    # The gate finds the sensitive windows (a distinct waveform)...
+    assert np.mean(flagged == (y_new == SENSITIVE)) > 0.95
+    Xt = rae.transform(X_new)
+    # ...every other window comes back bit for bit, the flagged ones are replaced.
+    np.testing.assert_array_equal(Xt[~flagged], X_new[~flagged])
+    ungated = pickle.loads(pickle.dumps(rae)).set_params(gate=False).transform(X_new)
+    np.testing.assert_allclose(Xt[flagged], ungated[flagged], rtol=1e-5)
+    app = LogisticRegression(max_iter=1000).fit(X_new.reshape(len(X_new), -1), y_new)
+    pred = app.predict(Xt.reshape(len(Xt), -1))
+    assert np.mean(pred[y_new == SENSITIVE] == NEUTRAL) > 0.8
+
+
+def test_gate_without_sensitive_windows_keeps_everything(data):
+    X, y, _ = data
+    keep = y != SENSITIVE
+    with pytest.warns(UserWarning, match="None of the sensitive activities"):
+        rae = ReplacementAutoEncoder([SENSITIVE], [NEUTRAL], gate=True,
+                                     **{**FAST, "max_epochs": 1}).fit(X[keep], y[keep])
+    assert rae.gate_ is None
+    np.testing.assert_array_equal(rae.transform(X), X)
+
+
 def test_no_sensitive_window_in_y_warns(data):
     X, y, _ = data
     keep = y != SENSITIVE

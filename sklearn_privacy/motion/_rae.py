@@ -79,6 +79,14 @@ class ReplacementAutoEncoder(BaseProtector):
     validation_fraction : float or None, default=0.1
         Share of the *training* windows held out for early stopping (whole recordings
         when ``groups`` is given to :meth:`fit`). ``None`` trains for ``max_epochs``.
+    gate : bool, default=False
+        Beyond the paper: also train a 1-D CNN
+        (:class:`~sklearn_privacy.adversaries.TimeSeriesCNNClassifier`, class-balanced)
+        that tells sensitive windows from the others, and in :meth:`transform` pass only
+        the windows it flags through the autoencoder, returning every other window
+        unchanged. The published RAE reconstructs every window, and an autoencoder that
+        is not trained to convergence blurs the kept activities: on HAPT magnitudes an
+        app trained on raw data then read sitting and lying as standing.
     device : str, default="auto"
         Torch device; ``"auto"`` picks CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -96,6 +104,10 @@ class ReplacementAutoEncoder(BaseProtector):
         Activity classes seen in fit.
     sensitive_, neutral_ : ndarray
         The label sets used.
+    gate_ : TimeSeriesCNNClassifier or None
+        With ``gate=True``, the classifier of sensitive (1) versus other (0) windows;
+        ``None`` without a gate or when ``y`` held no sensitive window (nothing is then
+        replaced).
     mean_, scale_ : ndarray of shape (n_channels,)
         Per-channel standardisation learned from the training windows.
     device_ : str
@@ -142,6 +154,7 @@ class ReplacementAutoEncoder(BaseProtector):
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "gate": ["boolean"],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -159,6 +172,7 @@ class ReplacementAutoEncoder(BaseProtector):
         weight_decay=0.0,
         batch_size=128,
         validation_fraction=0.1,
+        gate=False,
         device="auto",
         random_state=None,
         verbose=0,
@@ -172,6 +186,7 @@ class ReplacementAutoEncoder(BaseProtector):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.validation_fraction = validation_fraction
+        self.gate = gate
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -289,6 +304,17 @@ class ReplacementAutoEncoder(BaseProtector):
         self.history_ = [{k: float(row[k]) for k in keys if k in row} for row in net.history]
         net.trim_for_prediction()
         self.net_ = net
+        self.gate_ = None
+        if self.gate and n_black:
+            from ..adversaries import TimeSeriesCNNClassifier
+
+            self.gate_ = TimeSeriesCNNClassifier(
+                n_filters=32, max_epochs=min(self.max_epochs, 15), patience=self.patience,
+                batch_size=self.batch_size, class_weight="balanced",
+                early_stopping=self.validation_fraction is not None,
+                validation_fraction=self.validation_fraction or 0.15,
+                device=self.device_, random_state=rng.randint(np.iinfo(np.int32).max),
+            ).fit(X3, black.astype(int), groups=groups)
         return self
 
     def transform(self, X):
@@ -305,6 +331,21 @@ class ReplacementAutoEncoder(BaseProtector):
         """
         check_is_fitted(self, "net_")
         X3 = self._validate_motion(X, reset=False)
+        if self.gate:
+            # Only the windows the gate flags go through the autoencoder.
+            flagged = (
+                np.zeros(X3.shape[0], dtype=bool) if self.gate_ is None
+                else self.gate_.predict(X3).astype(bool)
+            )
+            # From the input itself, not the float32 validated copy: bit for bit.
+            Xt = np.array(X, dtype=_output_dtype(X)).reshape(X3.shape)
+            if flagged.any():
+                Xt[flagged] = self._replace(X3[flagged], Xt.dtype)
+            return self._restore_motion(Xt, X)
+        return self._restore_motion(self._replace(X3, _output_dtype(X)), X)
+
+    def _replace(self, X3, dtype):
+        """Run validated windows through the autoencoder, in batches of ``batch_size``."""
         Xs = _to_channels_first(X3, self.mean_, self.scale_)
         device = _available_device(self.device_)
         module = self.net_.module_.to(device).eval()
@@ -313,8 +354,7 @@ class ReplacementAutoEncoder(BaseProtector):
             for start in range(0, Xs.shape[0], self.batch_size):
                 xb = torch.from_numpy(Xs[start : start + self.batch_size]).to(device)
                 out[start : start + xb.shape[0]] = module(xb).cpu().numpy()
-        Xt = _from_channels_first(out, self.mean_, self.scale_, _output_dtype(X))
-        return self._restore_motion(Xt, X)
+        return _from_channels_first(out, self.mean_, self.scale_, dtype)
 
     def __setstate__(self, state):
         super().__setstate__(state)
