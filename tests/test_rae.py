@@ -100,6 +100,25 @@ def test_replacement_pairs_draw_neutral_windows(data, monkeypatch):
         assert np.any(np.all(neutral == target, axis=1))
 
 
+def test_nearest_pairing_targets_the_closest_neutral_window(data, monkeypatch):
+    X, y, _ = data
+    seen = {}
+
+    def spy(self, X_train, y_train):
+        seen["X"], seen["y"] = X_train, y_train
+        return self.initialize()
+
+    monkeypatch.setattr("skorch.NeuralNet.fit", spy)
+    monkeypatch.setattr("skorch.NeuralNet.trim_for_prediction", lambda self: None)
+    params = {**FAST, "validation_fraction": None}
+    ReplacementAutoEncoder([SENSITIVE], [NEUTRAL], pairing="nearest", **params).fit(X, y)
+    inputs, targets = seen["X"], seen["y"]
+    neutral = inputs[y == NEUTRAL].reshape((y == NEUTRAL).sum(), -1)
+    for source, target in zip(inputs[y == SENSITIVE], targets[y == SENSITIVE]):
+        distances = ((neutral - source.ravel()) ** 2).sum(axis=1)
+        np.testing.assert_array_equal(target.ravel(), neutral[distances.argmin()])
+
+
 def test_reproducible_and_pickles(fitted, data):
     X, y, _ = data
     params = {**FAST, "max_epochs": 2}
