@@ -58,19 +58,23 @@ def _record(dataset, protector, metric, value, *, attacker=None, mode=None, leve
 
 
 # -- HAPT: the privacy-utility report and per-protector costs ---------------------------
+def _transform_peak_kb(protector, X, queue):
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    protector.transform(X)
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+
+
 def _peak_transform_memory(protector, X):
-    """Peak resident memory added while transforming ``X`` (MB), in a forked child."""
-    ctx = multiprocessing.get_context("fork")
+    """Peak resident memory added while transforming ``X`` (MB), in a fresh process.
+
+    Spawned, not forked: a forked child of a process whose torch (OpenMP) threads have
+    run can deadlock, as one of our runs did.
+    """
+    ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-
-    def child():
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        protector.transform(X)
-        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
-
-    process = ctx.Process(target=child)
+    process = ctx.Process(target=_transform_peak_kb, args=(protector, X, queue))
     process.start()
-    grown_kb = queue.get()
+    grown_kb = queue.get(timeout=600)
     process.join()
     return grown_kb / 1024.0
 
@@ -117,10 +121,14 @@ def run_hapt(args):
                                            random_state=args.seed)
     attackers = make_attackers(args.attackers, epochs=args.epochs, n_filters=args.filters,
                                random_state=args.seed)
-    report = evaluate_motion(task, protectors, attackers, profiles=profiles, epochs=args.epochs,
-                             n_filters=args.filters, utility_splits=args.utility_splits,
-                             random_state=args.seed, verbose=1)
-    records = report.to_dict("records")
+    records = []
+    if not args.costs_only:
+        report = evaluate_motion(task, protectors, attackers, profiles=profiles,
+                                 epochs=args.epochs, n_filters=args.filters,
+                                 utility_splits=args.utility_splits, random_state=args.seed,
+                                 verbose=1)
+        records = report.to_dict("records")
+        print(summary_table(report).round(3).to_string(), flush=True)
     # Costs measured on a protector fitted on the first recording of every person
     # (the recording-disjoint training side), so the transformed data was never seen.
     train, _ = next(RecordingDisjointSplit(n_splits=2).split(task.X, task.sensitive, task.groups))
@@ -129,9 +137,10 @@ def run_hapt(args):
             protector.fit(task.X[train], task.y[train], sensitive_features=task.sensitive[train])
         for rec in _costs(name, protector, task, reid_people=args.reid_people, seed=args.seed):
             rec["profile"] = profiles.get(name)
+            if args.costs_only:  # kept apart from the report rows of the same protector
+                rec["part"] = "hapt-costs"
             records.append(rec)
         print(f"  costs of {name} done", flush=True)
-    print(summary_table(report).round(3).to_string(), flush=True)
     return records
 
 
@@ -259,33 +268,100 @@ def run_rae(args):
     app = TimeSeriesCNNClassifier(n_filters=args.filters, max_epochs=args.epochs, patience=3,
                                   random_state=args.seed).fit(task.X[train], task.y[train],
                                                               groups=task.groups[train])
-    rae = ReplacementAutoEncoder(sensitive=sensitive, neutral=neutral,
-                                 random_state=args.seed).fit(task.X[train], task.y[train])
     labels = np.unique(task.y)
     before = confusion_matrix(task.y[test], app.predict(task.X[test]), labels=labels,
                               normalize="true")
-    after = confusion_matrix(task.y[test], app.predict(rae.transform(task.X[test])),
-                             labels=labels, normalize="true")
     records = []
-    for i, activity in enumerate(labels):
-        name = names.get(int(activity), str(activity)) if names else str(activity)
-        role = "sensitive" if activity in sensitive else "neutral" if activity in neutral else "kept"
-        for stage, matrix in (("before", before), ("after", after)):
-            records.append(_record("hapt", "ReplacementAutoEncoder", "activity_recall",
-                                   matrix[i, i], attacker="cnn_raw_app", mode="static",
-                                   level="window", activity=name, role=role, stage=stage))
-        if role == "sensitive":
-            for j, other in enumerate(labels):
-                if after[i, j] > 0.01 and j != i:
-                    records.append(_record(
-                        "hapt", "ReplacementAutoEncoder", "read_as_rate", after[i, j],
-                        attacker="cnn_raw_app", mode="static", level="window", activity=name,
-                        read_as=names.get(int(other), str(other)) if names else str(other)))
-        print(f"  {name} ({role}): recall {before[i, i]:.3f} -> {after[i, i]:.3f}", flush=True)
+    # The published RAE (random neutral targets, every window through the autoencoder)
+    # and ours (nearest neutral targets; only the windows its gate flags are replaced).
+    variants = {"ReplacementAutoEncoder": {},
+                "ReplacementAutoEncoder(nearest, gate)": {"pairing": "nearest", "gate": True}}
+    for protector, options in variants.items():
+        rae = ReplacementAutoEncoder(sensitive=sensitive, neutral=neutral, **options,
+                                     random_state=args.seed).fit(task.X[train], task.y[train])
+        after = confusion_matrix(task.y[test], app.predict(rae.transform(task.X[test])),
+                                 labels=labels, normalize="true")
+        for i, activity in enumerate(labels):
+            name = names.get(int(activity), str(activity)) if names else str(activity)
+            role = ("sensitive" if activity in sensitive
+                    else "neutral" if activity in neutral else "kept")
+            for stage, matrix in (("before", before), ("after", after)):
+                records.append(_record("hapt", protector, "activity_recall",
+                                       matrix[i, i], attacker="cnn_raw_app", mode="static",
+                                       level="window", activity=name, role=role, stage=stage))
+            if role == "sensitive":
+                for j, other in enumerate(labels):
+                    if after[i, j] > 0.01 and j != i:
+                        records.append(_record(
+                            "hapt", protector, "read_as_rate", after[i, j],
+                            attacker="cnn_raw_app", mode="static", level="window",
+                            activity=name,
+                            read_as=names.get(int(other), str(other)) if names else str(other)))
+            print(f"  {protector} {name} ({role}): recall {before[i, i]:.3f} -> "
+                  f"{after[i, i]:.3f}", flush=True)
     return records
 
 
 PARTS = {"hapt": run_hapt, "speed": run_speed, "mobifall": run_mobifall, "rae": run_rae}
+
+# Headline columns of the HAPT table: (label, metric, attacker, mode, level, format).
+_HEADLINE = [
+    ("activity F1, app retrained", "activity_macro_f1", None, None, None, "{:.3f}"),
+    ("activity F1, raw app", "activity_macro_f1_raw_app", None, None, None, "{:.3f}"),
+    ("id CNN adaptive window", "identity_accuracy", "cnn", "adaptive", "window", "{:.1%}"),
+    ("id CNN adaptive recording", "identity_accuracy", "cnn", "adaptive", "recording",
+     "{:.1%}"),
+    ("id features adaptive window", "identity_accuracy", "features_et", "adaptive", "window",
+     "{:.1%}"),
+    ("id features adaptive recording", "identity_accuracy", "features_et", "adaptive",
+     "recording", "{:.1%}"),
+    ("id CNN static window", "identity_accuracy", "cnn", "static", "window", "{:.1%}"),
+    ("DTW rank", "reid_rank", "dtw_1nn", "adaptive", "window", "{:.1f}"),
+    ("MSE", "mse", None, None, None, "{:.4f}"),
+    ("fit s", "fit_seconds", None, None, None, "{:.0f}"),
+    ("windows/s", "transform_per_second", None, None, None, "{:,.0f}"),
+    ("peak MB", "peak_memory_mb", None, None, None, "{:.0f}"),
+]
+
+
+def headline_markdown(records):
+    """The HAPT privacy-utility table (one row per protector) as Markdown lines."""
+    rows = [r for r in records if r.get("part") in ("hapt", "hapt-costs")]
+    if not rows:
+        return []
+    chance = {(r["attacker"], r["level"]): r["chance"] for r in rows
+              if r["metric"] == "identity_accuracy" and r.get("chance") is not None}
+    lines = ["## HAPT: identity vs activity (30 people)", "",
+             "| protector | " + " | ".join(label for label, *_ in _HEADLINE) + " |",
+             "|---|" + "---|" * len(_HEADLINE)]
+    for protector in dict.fromkeys(r["protector"] for r in rows):
+        cells = []
+        for _, metric, attacker, mode, level, fmt in _HEADLINE:
+            match = [r for r in rows if r["protector"] == protector and r["metric"] == metric
+                     and r.get("attacker") == attacker and r.get("mode") == mode
+                     and r.get("level") == level and r.get("value") is not None]
+            cells.append(fmt.format(match[0]["value"]) if match else "-")
+        lines.append(f"| {protector} | " + " | ".join(cells) + " |")
+    lines += ["", "Chance (majority person in the test recordings): " + ", ".join(
+        f"{attacker} {level} {value:.1%}" for (attacker, level), value in sorted(chance.items())
+    ) + ". Identity: other recordings of the same people (recording-disjoint, 2 folds; "
+        "adaptive = attacker retrained on protected data, static = trained on raw data; "
+        "recording = log-probabilities pooled over a recording's windows). Activity: "
+        "people the app never saw (subject-disjoint folds). DTW rank: mean rank of the "
+        "true person among the candidates (1 = re-identified; chance = (n + 1) / 2).", ""]
+    return lines
+
+
+def write_results(records, output):
+    """Write the records (JSON and generic Markdown), then put the headline table first."""
+    output = Path(output)
+    written = write_benchmark_records(records, output, output.with_suffix(".md"))
+    md = output.with_suffix(".md")
+    generic = md.read_text().splitlines()
+    headline = headline_markdown(written)
+    if headline:
+        md.write_text("\n".join(generic[:2] + headline + generic[2:]) + "\n")
+    return written
 
 
 def main(argv=None):
@@ -300,13 +376,29 @@ def main(argv=None):
     parser.add_argument("--step", type=int, default=64)
     parser.add_argument("--max-subjects", type=int, default=None)
     parser.add_argument("--reid-people", type=int, default=10)
+    parser.add_argument("--costs-only", action="store_true",
+                        help="hapt part: only the costs (throughput, memory, DTW rank)")
     parser.add_argument("--loso-folds", type=int, default=9)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--append", action="store_true",
                         help="add to the existing results instead of replacing them")
     parser.add_argument("--output", default=str(RESULTS / "motion_privacy.json"))
+    parser.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
+                        help="merge the records of earlier runs (later files win for the "
+                             "same part and protector) into --output and rewrite its "
+                             "Markdown, running nothing")
     args = parser.parse_args(argv)
+    if args.from_json:
+        merged = []
+        for path in args.from_json:
+            new = [r for r in json.loads(Path(path).read_text()) if r.get("metric") != "environment"]
+            replaced = {(r.get("part"), r["protector"]) for r in new}
+            merged = [r for r in merged if (r.get("part"), r["protector"]) not in replaced] + new
+        env = next(r for r in json.loads(Path(args.from_json[-1]).read_text())
+                   if r.get("metric") == "environment")
+        write_results(merged + [env], args.output)
+        return 0
     args.protectors = [p for p in args.protectors.split(",") if p]
     args.attackers = [a for a in args.attackers.split(",") if a]
     output = Path(args.output)
@@ -324,7 +416,7 @@ def main(argv=None):
         records = [r for r in records
                    if not (r.get("part") == part and r["protector"] in rerun)] + new
         print(f"== {part} done in {time.perf_counter() - start:.0f} s", flush=True)
-        write_benchmark_records(records, output, output.with_suffix(".md"))
+        write_results(records, output)
     return 0
 
 
