@@ -77,7 +77,7 @@ PROTECTORS = {
     "noise": ("GaussianNoise", None, _motion("GaussianNoise", seeded=True, sigma=0.5)),
 }
 
-DEFAULT_PROTECTORS = ("raw", "anonymizer", "downsample-5hz", "ssa-1", "noise")
+DEFAULT_PROTECTORS = ("raw", "anonymizer-best", "downsample-5hz", "ssa-1", "noise")
 
 
 def _cnn(random_state, device, epochs, n_filters):
