@@ -79,9 +79,8 @@ def test_early_stopping_on_validation_loss(data):
     assert len(rae.history_) < 40
 
 
-def test_replacement_pairs_draw_neutral_windows(data, monkeypatch):
-    """Each sensitive window's target is a neutral window; others map to themselves."""
-    X, y, _ = data
+def _training_pairs(monkeypatch, X, y, **params):
+    """The (input, target) windows the autoencoder would be trained on, without training."""
     seen = {}
 
     def spy(self, X_train, y_train):
@@ -90,9 +89,15 @@ def test_replacement_pairs_draw_neutral_windows(data, monkeypatch):
 
     monkeypatch.setattr("skorch.NeuralNet.fit", spy)
     monkeypatch.setattr("skorch.NeuralNet.trim_for_prediction", lambda self: None)
-    params = {**FAST, "validation_fraction": None}
+    params = {**FAST, "validation_fraction": None, **params}
     ReplacementAutoEncoder([SENSITIVE], [NEUTRAL], **params).fit(X, y)
-    inputs, targets = seen["X"], seen["y"]
+    return seen["X"], seen["y"]
+
+
+def test_replacement_pairs_draw_neutral_windows(data, monkeypatch):
+    """Each sensitive window's target is a neutral window; others map to themselves."""
+    X, y, _ = data
+    inputs, targets = _training_pairs(monkeypatch, X, y)
     kept = y != SENSITIVE
     np.testing.assert_array_equal(targets[kept], inputs[kept])
     neutral = inputs[y == NEUTRAL].reshape((y == NEUTRAL).sum(), -1)
@@ -102,17 +107,7 @@ def test_replacement_pairs_draw_neutral_windows(data, monkeypatch):
 
 def test_nearest_pairing_targets_the_closest_neutral_window(data, monkeypatch):
     X, y, _ = data
-    seen = {}
-
-    def spy(self, X_train, y_train):
-        seen["X"], seen["y"] = X_train, y_train
-        return self.initialize()
-
-    monkeypatch.setattr("skorch.NeuralNet.fit", spy)
-    monkeypatch.setattr("skorch.NeuralNet.trim_for_prediction", lambda self: None)
-    params = {**FAST, "validation_fraction": None}
-    ReplacementAutoEncoder([SENSITIVE], [NEUTRAL], pairing="nearest", **params).fit(X, y)
-    inputs, targets = seen["X"], seen["y"]
+    inputs, targets = _training_pairs(monkeypatch, X, y, pairing="nearest")
     neutral = inputs[y == NEUTRAL].reshape((y == NEUTRAL).sum(), -1)
     for source, target in zip(inputs[y == SENSITIVE], targets[y == SENSITIVE]):
         distances = ((neutral - source.ravel()) ** 2).sum(axis=1)
