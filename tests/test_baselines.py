@@ -120,20 +120,79 @@ def test_ssa_matches_reference_on_motion_like_windows(n_components):
                                atol=1e-5)
 
 
-def test_ssa_falls_back_to_lapack_when_eigenvalues_nearly_coincide(monkeypatch):
-    import sklearn_privacy.motion._baselines as baselines
-
-    # A pure 10.04 Hz sinusoid: its two leading eigenvalues differ by 0.03 %, too
-    # close for repeated squaring to separate them within the allowed powers (yet
-    # far enough apart for the reference SVD to be well defined).
+def test_ssa_nearly_equal_leading_eigenvalues():
+    # A pure 10.04 Hz sinusoid: its two leading eigenvalues differ by 0.03 %, which
+    # only an exact eigen-solver separates (yet far enough apart for the reference SVD
+    # to be well defined).
     t = np.arange(128) / FS
     X = np.sin(2 * np.pi * np.array([10.04, 1.3])[:, None] * t)[:, :, None]
     X = np.concatenate([X, _motion_like_windows(np.random.default_rng(0), n=4)[:, :, :1]])
     X = X.astype(np.float32)
-    rows = []
-    real = baselines._eigh_leading
-    monkeypatch.setattr(baselines, "_eigh_leading",
-                        lambda cov, r: (rows.append(len(cov)), real(cov, r))[1])
     Xt = SSASmoother(n_components=1).fit_transform(X)
-    assert rows and 0 < sum(rows) < len(X)  # the fallback ran, and only where needed
     np.testing.assert_allclose(Xt, _ssa_reference_windows(X, 1), rtol=1e-4, atol=1e-5)
+
+
+def _assert_close_to_svd_loop(Xt, X, n_components, L=10):
+    """Within 1e-6 of each series' largest magnitude (float32 output: ~6e-8)."""
+    ref = _ssa_reference_windows(X, n_components, L)
+    scale = np.abs(X).max(axis=1, keepdims=True)
+    assert np.all(np.abs(Xt - ref) <= 1e-6 * scale + 1e-30)
+
+
+@pytest.mark.parametrize("n_components", [1, 2, 3, 5])
+def test_ssa_compiled_kernel_matches_svd_loop_on_random_windows(n_components):
+    rng = np.random.default_rng(7)
+    X = np.concatenate([rng.normal(size=(20, 128, 2)),
+                        rng.normal(size=(20, 128, 2)).cumsum(axis=1),
+                        1e3 * rng.normal(size=(5, 128, 2)) + 1e4,  # large offset
+                        1e-20 * rng.normal(size=(5, 128, 2))]).astype(np.float32)  # tiny
+    _assert_close_to_svd_loop(SSASmoother(n_components=n_components).fit_transform(X), X,
+                              n_components)
+
+
+@pytest.mark.parametrize("T, L", [(5, 2), (10, 10), (12, 10), (40, 20), (64, 3), (128, 17)])
+def test_ssa_matches_svd_loop_for_any_window_and_embedding(T, L):
+    X = np.random.default_rng(T + L).normal(size=(6, T, 2)).cumsum(axis=1).astype(np.float32)
+    for n_components in sorted({1, 2, L}):
+        Xt = SSASmoother(n_components=n_components, embedding_window=L).fit_transform(X)
+        _assert_close_to_svd_loop(Xt, X, n_components, L)
+
+
+@pytest.mark.parametrize("n_components", [1, 2, 3])
+def test_ssa_constant_and_zero_windows(n_components):
+    # Rank 1: every eigenvalue but the first is 0 (repeated), the output is the input.
+    X = np.array([0.0, 1.0, -2.5, 1e-30, 3e4], dtype=np.float32)[:, None, None] * np.ones(
+        (1, 128, 2), dtype=np.float32)
+    Xt = SSASmoother(n_components=n_components).fit_transform(X)
+    np.testing.assert_allclose(Xt, X, rtol=1e-6, atol=0)
+    _assert_close_to_svd_loop(Xt, X, n_components)
+
+
+def test_ssa_repeated_singular_values():
+    # cos(2 pi t / 5) with L = 10 and K = 100 (two and twenty periods): a rank-2
+    # trajectory matrix with two exactly equal singular values; with a constant offset
+    # the spectrum is (1000, 250, 250).
+    t = np.arange(109)
+    wave = np.cos(2 * np.pi * t / 5)
+    X = np.stack([wave, 1 + wave], axis=1)[None].astype(np.float32)
+    pair = SSASmoother(n_components=2).fit_transform(X[:, :, :1])
+    np.testing.assert_allclose(pair, X[:, :, :1], atol=1e-5)  # the pair spans the wave
+    offset = X[:, :, 1:]
+    np.testing.assert_allclose(SSASmoother(n_components=1).fit_transform(offset), 1.0,
+                               atol=1e-5)
+    np.testing.assert_allclose(SSASmoother(n_components=3).fit_transform(offset), offset,
+                               atol=1e-5)
+    for n_components in (1, 3):
+        _assert_close_to_svd_loop(SSASmoother(n_components=n_components).fit_transform(offset),
+                                  offset, n_components)
+
+
+def test_ssa_weak_components_stay_orthogonal_to_strong_ones():
+    # A constant plus 1e-6 noise: all but the first component carry ~1e-13 of the
+    # energy, close to the rounding level of the deflated matrices. Their eigenvectors
+    # must still be orthogonal to the first one: with every component kept the output
+    # is the input.
+    X = (1.0 + 1e-6 * np.random.default_rng(3).normal(size=(8, 105, 1))).astype(np.float32)
+    Xt = SSASmoother(n_components=20, embedding_window=20).fit_transform(X)
+    np.testing.assert_allclose(Xt, X, rtol=0, atol=1e-6)
+    _assert_close_to_svd_loop(Xt, X, 20, L=20)
