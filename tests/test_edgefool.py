@@ -318,3 +318,63 @@ def test_black_box_classifier_is_rejected(images):
 
     with pytest.raises(ValueError, match="white-box"):
         EdgeFool(LabelsOnly(), **FAST).fit(images)
+
+
+# -- fidelity budget (min_psnr) ------------------------------------------------------------
+def test_min_psnr_floor_is_met_on_the_uint8_output(images, classifier):
+    from sklearn_privacy.metrics import psnr
+
+    free = EdgeFool(classifier, max_iter=40, batch_size=6, **FAST)
+    out_free = free.fit_transform(images)
+    floor = float(np.ceil(np.max(psnr(images, out_free, average=False)))) + 3.0
+    ef = EdgeFool(classifier, max_iter=40, batch_size=6, min_psnr=floor, **FAST)
+    out = ef.fit_transform(images)
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    measured = psnr(images, out, average=False)
+    # Every returned 8-bit image meets the floor the unconstrained filter misses ...
+    assert np.all(measured >= floor) and np.all(psnr(images, out_free, average=False) < floor)
+    np.testing.assert_allclose(ef.psnr_, measured, rtol=1e-6)
+    # ... and still fools the classifier; success_ is that of the returned images.
+    np.testing.assert_array_equal(ef.success_, classifier_predict(classifier, out)
+                                  != classifier_predict(classifier, images))
+    assert ef.success_.mean() >= 0.5
+    # An image stops as soon as it is misclassified within the budget.
+    assert np.all(ef.n_iter_[ef.success_] < 40) and np.all(ef.success_[ef.n_iter_ < 40])
+    # Without the budget psnr_ is reported too.
+    np.testing.assert_allclose(free.psnr_, psnr(images, out_free, average=False), rtol=1e-6)
+
+
+def classifier_predict(classifier, images):
+    return ImageClassifier(classifier, device="cpu").predict(images)
+
+
+def test_min_psnr_with_float_input_resizing_classifier_and_universal_mode(images, classifier):
+    from sklearn_privacy.metrics import psnr
+
+    wrapped = ImageClassifier(classifier, input_size=12, device="cpu")
+    ef = EdgeFool(wrapped, max_iter=30, batch_size=4, min_psnr=35.0, **FAST)
+    out = ef.fit_transform(images / 255.0)
+    assert out.dtype == np.float32
+    assert np.all(psnr(images / 255.0, out, average=False) >= 35.0)
+    np.testing.assert_array_equal(ef.success_, wrapped.predict(out) != wrapped.predict(images))
+    uni = EdgeFool(classifier, mode="universal", max_iter=10, batch_size=3, min_psnr=35.0,
+                   **FAST).fit(images)
+    out_u = uni.transform(images)
+    assert np.all(psnr(images, out_u, average=False) >= 35.0)
+    np.testing.assert_allclose(uni.psnr_, psnr(images, out_u, average=False), rtol=1e-6)
+
+
+def test_enforce_psnr_scales_back_a_residual_outside_the_budget():
+    from sklearn_privacy.image._edgefool import _enforce_psnr, _psnr_levels
+
+    rng = np.random.default_rng(0)
+    ref = rng.integers(20, 236, (8, 8, 3)).astype(np.float64)
+    inside = ref + rng.integers(-2, 3, ref.shape)
+    np.testing.assert_array_equal(_enforce_psnr(inside, ref, 30.0), inside)  # untouched
+    outside = np.clip(ref + rng.integers(-20, 21, ref.shape), 0, 255)
+    assert _psnr_levels(outside, ref) < 30.0
+    fixed = _enforce_psnr(outside, ref, 30.0)
+    assert _psnr_levels(fixed, ref) >= 30.0 and np.all(fixed == np.round(fixed))
+    # The largest scale that fits: the residual keeps its direction and most of its size.
+    assert _psnr_levels(fixed, ref) < 30.5
+    assert np.all(np.sign(fixed - ref) * np.sign(outside - ref) >= 0)

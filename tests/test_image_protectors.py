@@ -276,6 +276,71 @@ def test_colorfool_success_is_verified_on_the_saved_images():
     assert not np.array_equal(other.fit_transform(X), out)
 
 
+def conv_bn_net(gain=20.0):
+    """colour_net with convolutions and batch norms in front (folded by ColorFool's
+    scorer): logits = gain * (nearly) the mean colour."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3), torch.nn.ReLU(),
+        torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1, bias=False),
+                            torch.nn.BatchNorm2d(3)),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 3),
+    )
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(3)[:, :, None, None])
+        net[0].bias.zero_()
+        net[3][0].weight.zero_()
+        net[3][0].weight[:, :, 1, 1] = torch.eye(3)
+        for bn in (net[1], net[3][1]):  # non-trivial running statistics
+            bn.running_mean.uniform_(-0.05, 0.05)
+            bn.running_var.uniform_(0.9, 1.1)
+            bn.weight.uniform_(0.9, 1.1)
+            bn.bias.uniform_(0.0, 0.05)
+        net[6].weight.copy_(torch.eye(3) * gain)
+        net[6].bias.zero_()
+    return net.train()  # left in training mode: the scorer uses an eval copy
+
+
+def test_colorfool_scorer_matches_the_classifier_and_leaves_it_untouched():
+    from sklearn_privacy.image._colorfool import _Scorer
+
+    net = conv_bn_net()
+    clf = ImageClassifier(net, input_size=8, device="cpu")
+    scorer = _Scorer(clf)
+    # Batch norms that follow a convolution are folded into it.
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in scorer.module.modules())
+    levels = torch.randint(0, 256, (40, 3, 12, 12)).float()
+    np.testing.assert_array_equal(scorer(levels), clf.predict_indices(levels / 255.0))
+    assert net.training and sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 2
+
+    class Flat(torch.nn.Module):  # view() rejects channels-last inputs: plain fallback
+        def forward(self, x):
+            return x.view(x.shape[0], -1).unflatten(1, (3, -1)).mean(dim=2)
+
+    fallback = _Scorer(ImageClassifier(Flat(), device="cpu"))
+    np.testing.assert_array_equal(fallback(levels), levels.mean(dim=(2, 3)).argmax(1).numpy())
+    assert fallback.module is None
+
+
+def test_colorfool_search_at_full_resolution_equals_the_sequential_loop():
+    # Images already at the classifier's input size: the searched image is the saved one.
+    X, _ = make_images(8, 8)
+    clf = ImageClassifier(conv_bn_net(), input_size=8, device="cpu")
+    runs = []
+    for trial_batch_size, batch_size in [(1, 1), (50, 8), (5, 3)]:
+        cf = ColorFool(clf, segmenter="heuristic", n_trials=200,
+                       trial_batch_size=trial_batch_size, batch_size=batch_size,
+                       random_state=0, device="cpu")
+        runs.append((cf.fit_transform(X), cf.n_trials_.copy(), cf.success_.copy()))
+    out0, n0, s0 = runs[0]
+    assert s0.any() and len(np.unique(n0)) > 2
+    np.testing.assert_array_equal(clf.predict_indices(out0) != clf.predict_indices(X), s0)
+    for out, n, s in runs[1:]:
+        np.testing.assert_array_equal(out, out0)
+        np.testing.assert_array_equal(n, n0)
+        np.testing.assert_array_equal(s, s0)
+
+
 class FixedSegmenter:
     """Segmenter returning fixed masks (tests the region rules exactly)."""
 

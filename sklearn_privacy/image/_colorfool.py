@@ -1,10 +1,12 @@
 """ColorFool: semantic adversarial colorization (Shamsabadi et al., CVPR 2020)."""
 
+import copy
 import numbers
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from sklearn.base import _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -90,6 +92,64 @@ def _render(lab, masks, weight, region, glob):
     return lab_to_rgb(torch.stack([lab[:, 0], a, b], dim=1))
 
 
+def _fuse_conv_bn(module):
+    """Fold every eval-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` in an
+    ``nn.Sequential`` into the convolution (in place; the pair computes the same map)."""
+    for seq in [m for m in module.modules() if isinstance(m, torch.nn.Sequential)]:
+        names = list(seq._modules)
+        for first, second in zip(names, names[1:]):
+            conv, bn = seq._modules[first], seq._modules[second]
+            if (
+                type(conv) is torch.nn.Conv2d
+                and type(bn) is torch.nn.BatchNorm2d
+                and not bn.training
+                and bn.track_running_stats
+                and bn.num_features == conv.out_channels
+            ):
+                seq._modules[first] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[second] = torch.nn.Identity()
+    return module
+
+
+class _Scorer:
+    """Top-1 class indices of 8-bit images, through the classifier's deployment
+    preprocessing, for the trial search.
+
+    A white-box model runs from a private copy set once to eval mode, without gradients,
+    with batch norms that follow a convolution folded into it, and in channels-last
+    memory format (the fast layout of CPU convolutions); the logits are those of
+    :meth:`ImageClassifier.logits` up to floating-point rounding.
+    Black-box classifiers, and models that reject channels-last inputs, go through
+    :meth:`ImageClassifier.predict_indices`.
+    """
+
+    def __init__(self, classifier):
+        self.classifier = classifier
+        self.module = None
+        if classifier.is_differentiable:
+            module = copy.deepcopy(classifier._module).eval()
+            for param in module.parameters():
+                param.requires_grad_(False)
+            with torch.no_grad():
+                module = _fuse_conv_bn(module)
+            self.module = module.to(memory_format=torch.channels_last)
+
+    def __call__(self, levels):
+        """Indices for ``levels (P, 3, h, w)``, floats 0..255 on the classifier's device."""
+        images = levels / 255.0
+        if self.module is not None:
+            try:
+                with torch.inference_mode():
+                    t = self.classifier.preprocess(images)
+                    out = self.module(t.contiguous(memory_format=torch.channels_last))
+                    if isinstance(out, dict):  # torchvision-style outputs
+                        out = out["out"]
+                    return out.argmax(dim=1).cpu().numpy()
+            except RuntimeError:  # e.g. a view() that needs contiguous inputs
+                self.module = None
+        return self.classifier.predict_indices(images)
+
+
 class ColorFool(ImageAttackMixin, BaseProtector):
     """Semantic adversarial colorization: recolour images until a classifier errs.
 
@@ -112,9 +172,13 @@ class ColorFool(ImageAttackMixin, BaseProtector):
     rendered at full resolution, quantised, and re-verified through the classifier's
     deployment preprocessing. If the saved image does not fool the classifier the search
     goes on with the next trial, so ``success_`` is the success of the returned images.
-    Trials are scored ``trial_batch_size`` at a time; the result is exactly that of the
-    sequential loop (all shifts of an image come from its own random stream, in trial
-    order).
+    (When the image already has the classifier's input resolution, the searched image
+    *is* the saved one and is kept without a second rendering.) Trials of all images
+    being processed are scored together, in classifier batches; the result is exactly
+    that of the sequential loop (all shifts of an image come from its own random stream,
+    in trial order, and the first successful trial is kept). The classifier runs from an
+    inference copy of its torch model (eval mode, no gradients, batch norms folded into
+    the preceding convolutions, channels-last layout) when it has one.
 
     Parameters
     ----------
@@ -134,7 +198,10 @@ class ColorFool(ImageAttackMixin, BaseProtector):
     n_trials : int, default=1000
         Maximum number of trials per image.
     trial_batch_size : int, default=50
-        Trials scored in parallel per image (the result does not depend on it).
+        Largest number of trials of one image scored in one round; fewer are when many
+        images are active, so that a round fills about one classifier batch and few
+        trials are scored past an image's first success. The result does not depend on
+        it; ``trial_batch_size=1, batch_size=1`` is the plain sequential loop.
     label_source : {"prediction", "given"}, default="prediction"
         Which label must change: the classifier's prediction on the clean image, or the
         given label. Given labels exist only in :meth:`fit_transform`
@@ -323,11 +390,12 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         else:
             label_idx = clf.labels_to_indices(labels)
         segmenter = self._get_segmenter()
+        scorer = _Scorer(clf)
         outputs = {}
         success = np.zeros(n_images, dtype=bool)
         n_used = np.zeros(n_images, dtype=np.int64)
         for idx, x in image_groups(images, self.batch_size):
-            out, ok, used = self._attack_chunk(x, label_idx[idx], seeds[idx], segmenter)
+            out, ok, used = self._attack_chunk(x, label_idx[idx], seeds[idx], segmenter, scorer)
             for j, i in enumerate(idx):
                 outputs[i] = out[j]
             success[idx] = ok
@@ -336,7 +404,7 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         self.n_trials_ = n_used
         return self._assemble(outputs, n_images, images, was_uint8)
 
-    def _attack_chunk(self, x, labels, seeds, segmenter):
+    def _attack_chunk(self, x, labels, seeds, segmenter, scorer):
         """Attack same-size images ``x (B, 3, H, W)``; return uint8-level float images (B, H, W, 3)."""
         clf = self.classifier_
         device = clf.device_
@@ -358,9 +426,15 @@ class ColorFool(ImageAttackMixin, BaseProtector):
             ).to(device, torch.float32)
             scales = torch.arange(1, N + 1, device=device, dtype=torch.float32) / N
             search_size = clf.native_size or (height, width)
-            lab_s = rgb_to_lab(_resize(x, search_size))
-            masks_s = _resize(masks, search_size)
-            weight_s = _resize(weight, search_size)
+            # Searching at full resolution: the search image *is* the saved image, so
+            # the winning trial needs no second rendering nor second verification.
+            full_search = tuple(search_size) == (height, width)
+            if full_search:
+                lab_s, masks_s, weight_s = lab, masks, weight
+            else:
+                lab_s = rgb_to_lab(_resize(x, search_size))
+                masks_s = _resize(masks, search_size)
+                weight_s = _resize(weight, search_size)
 
             def render(img, trial, full):
                 trial_t = torch.as_tensor(trial, device=device)
@@ -379,24 +453,40 @@ class ColorFool(ImageAttackMixin, BaseProtector):
             step = clf.batch_size
             while not done.all():
                 active = np.flatnonzero(~done)
-                counts = np.minimum(K, N - ptr[active])
+                # At most K trials per image and round, fewer when many images are
+                # active: a round fills about one classifier batch, so few trials are
+                # scored past an image's first success.
+                k = min(K, max(1, step // len(active)))
+                counts = np.minimum(k, N - ptr[active])
                 pair_img = np.repeat(active, counts)
                 pair_trial = ptr[pair_img] + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
                 hit = np.empty(len(pair_img), dtype=bool)
+                first = np.full(n_img, N, dtype=np.int64)
                 for start in range(0, len(pair_img), step):
                     sl = slice(start, start + step)
                     q = render(pair_img[sl], pair_trial[sl], full=False)
-                    hit[sl] = clf.predict_indices(q / 255.0) != labels_t[pair_img[sl]]
+                    hit[sl] = scorer(q) != labels_t[pair_img[sl]]
+                    if full_search and hit[sl].any():
+                        # Keep the first hit of each image (pairs are in trial order).
+                        rows = np.flatnonzero(hit[sl])
+                        rows = rows[first[pair_img[sl][rows]] == N]
+                        imgs, pos = np.unique(pair_img[sl][rows], return_index=True)
+                        rows = rows[pos]
+                        first[imgs] = pair_trial[sl][rows]
+                        out[torch.as_tensor(imgs, device=device)] = q[torch.as_tensor(rows, device=device)]
                 # First successful trial of each active image (pairs are in trial order).
-                first = np.full(n_img, N, dtype=np.int64)
                 np.minimum.at(first, pair_img[hit], pair_trial[hit])
                 missed = first[active] >= N
                 ptr[active[missed]] += counts[missed]
                 cand = active[~missed]
-                for start in range(0, len(cand), step):
+                if full_search:
+                    success[cand] = True
+                    used[cand] = first[cand] + 1
+                    done[cand] = True
+                for start in range(0, 0 if full_search else len(cand), step):
                     c = cand[start : start + step]
                     q = render(c, first[c], full=True)
-                    ok = clf.predict_indices(q / 255.0) != labels_t[c]
+                    ok = scorer(q) != labels_t[c]
                     c_ok = c[ok]
                     out[torch.as_tensor(c_ok, device=device)] = q[torch.as_tensor(ok, device=device)]
                     success[c_ok] = True
