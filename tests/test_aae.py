@@ -319,6 +319,37 @@ def test_hard_task_bottleneck_outputs_one_window_per_predicted_activity(data):
         MotionAnonymizer(**{**TINY, "task_bottleneck": "sharp"}).fit(X, y, sensitive_features=who)
 
 
+def test_cnn_task_head_predicts_the_activity_from_all_channels(data):
+    X, y, who = data
+    params = {**TINY, "task_bottleneck": "hard", "task_head": "cnn", "anonymizer_epochs": 4,
+              "lr": 1e-2}
+    aae = MotionAnonymizer(**params).fit(X, y, sensitive_features=who)
+    ae = aae.net_.module_.anonymizer.eval()
+    # The per-channel encoder is gone: the code is the head's prediction alone.
+    assert ae.encoder is None and isinstance(ae.to_task, AuxiliaryClassifier)
+    xs = torch.as_tensor(_to_channels_first(X, aae.mean_, aae.scale_))
+    with torch.no_grad():
+        predicted = ae(xs)[2].argmax(1).numpy()
+    assert (predicted == y).mean() > 0.9
+    out = aae.transform(X)
+    for label in np.unique(predicted):
+        same = out[predicted == label]
+        np.testing.assert_allclose(same, np.broadcast_to(same[0], same.shape), atol=1e-5)
+    # Gradients reach the head's convolutions through the straight-through code.
+    ae.train()
+    ae(xs[:8])[1].sum().backward()
+    first_conv = ae.to_task.features[0]
+    assert first_conv.weight.grad is not None and first_conv.weight.grad.abs().sum() > 0
+
+
+def test_cnn_task_head_needs_the_task_bottleneck(data):
+    X, y, who = data
+    with pytest.raises(ValueError, match="task_bottleneck"):
+        MotionAnonymizer(**{**TINY, "task_head": "cnn"}).fit(X, y, sensitive_features=who)
+    with pytest.raises(ValueError, match="task_head"):
+        MotionAnonymizer(**{**TINY, "task_head": "rnn"}).fit(X, y, sensitive_features=who)
+
+
 def test_reset_parameters_gives_a_fresh_network():
     torch.manual_seed(0)
     clf = AuxiliaryClassifier(2, [3], n_filters=4)

@@ -75,28 +75,45 @@ class AnonymizingAutoEncoder(nn.Module):
         ``(n_classes, n_channels, n_timestamps)`` to squeeze the latent through the task.
     hard_bottleneck : bool, default=False
         Decode from the one-hot predicted class rather than the posterior.
+    task_head : {"linear", "cnn"}, default="linear"
+        How the bottleneck predicts the task: ``"linear"`` reads the 1-filter latent of
+        the per-channel encoder; ``"cnn"`` is an :class:`AuxiliaryClassifier` (of
+        ``head_filters`` filters) on the whole window, which sees every channel jointly
+        and is as strong as an activity app. Only used with ``task_bottleneck``.
+    head_filters : int, default=64
+        Filters of the ``"cnn"`` task head.
     """
 
     def __init__(self, n_filters=100, kernel_size=3, latent_norm=False, task_bottleneck=None,
-                 hard_bottleneck=False):
+                 hard_bottleneck=False, task_head="linear", head_filters=64):
         super().__init__()
         self.hard_bottleneck = bool(hard_bottleneck)
+        if task_head not in ("linear", "cnn"):
+            raise ValueError(f"task_head must be 'linear' or 'cnn', got {task_head!r}.")
+        self.task_head = task_head
         f, k = n_filters, kernel_size
-        self.encoder = nn.Sequential(
-            _conv_selu_bn(1, f, k),
-            _conv_selu_bn(f, f, k),
-            nn.MaxPool1d(2),
-            _conv_selu_bn(f, f, k),
-            _conv_selu_bn(f, f, k),
-            nn.MaxPool1d(2),
-            nn.Conv1d(f, 1, k, padding=k // 2),
-        )
+        # With a CNN task head the latent is rebuilt from the task prediction alone, so
+        # the per-channel encoder would have nothing to contribute.
+        self.encoder = None
+        if task_bottleneck is None or task_head == "linear":
+            self.encoder = nn.Sequential(
+                _conv_selu_bn(1, f, k),
+                _conv_selu_bn(f, f, k),
+                nn.MaxPool1d(2),
+                _conv_selu_bn(f, f, k),
+                _conv_selu_bn(f, f, k),
+                nn.MaxPool1d(2),
+                nn.Conv1d(f, 1, k, padding=k // 2),
+            )
         self.latent_norm = nn.BatchNorm1d(1, affine=False) if latent_norm else None
         self.to_task = self.from_task = None
         if task_bottleneck is not None:
             n_classes, n_channels, n_timestamps = task_bottleneck
             width = n_channels * math.ceil(n_timestamps / 4)
-            self.to_task = nn.Linear(width, n_classes)
+            if task_head == "cnn":
+                self.to_task = AuxiliaryClassifier(n_channels, [n_classes], head_filters)
+            else:
+                self.to_task = nn.Linear(width, n_classes)
             self.from_task = nn.Linear(n_classes, width)
         self.decoder = nn.Sequential(
             _conv_selu_bn(1, f, k, transposed=True),
@@ -117,15 +134,18 @@ class AnonymizingAutoEncoder(nn.Module):
         The latent has shape ``(n, d, ceil(T/4))``; ``task_logits`` is ``None`` without
         a task bottleneck.
         """
-        t = x.shape[-1]
-        t_pad = 4 * math.ceil(t / 4)
-        if t_pad != t:
-            x = F.pad(x, (0, t_pad - t), mode="replicate")
-        h, n, d = self._fold(x)
-        z = self.encoder(h).reshape(n, d, -1)
+        n, d, t = x.shape
         logits = None
+        if self.encoder is None:
+            logits = self.to_task(x)[0]
+        else:
+            t_pad = 4 * math.ceil(t / 4)
+            if t_pad != t:
+                x = F.pad(x, (0, t_pad - t), mode="replicate")
+            z = self.encoder(self._fold(x)[0]).reshape(n, d, -1)
         if self.to_task is not None:
-            logits = self.to_task(z.flatten(1))
+            if logits is None:
+                logits = self.to_task(z.flatten(1))
             code = torch.softmax(logits, dim=1)
             if self.hard_bottleneck:
                 one_hot = F.one_hot(code.argmax(dim=1), code.shape[1]).to(code.dtype)
@@ -222,6 +242,7 @@ class AdversarialModule(nn.Module):
         latent_noise=0.0,
         task_bottleneck_length=None,
         hard_bottleneck=False,
+        task_head="linear",
     ):
         super().__init__()
         self.latent_noise = float(latent_noise)
@@ -230,7 +251,8 @@ class AdversarialModule(nn.Module):
             bottleneck = (n_task_classes, n_channels, task_bottleneck_length)
         self.anonymizer = AnonymizingAutoEncoder(
             n_filters, kernel_size, latent_norm=self.latent_noise > 0, task_bottleneck=bottleneck,
-            hard_bottleneck=hard_bottleneck,
+            hard_bottleneck=hard_bottleneck, task_head=task_head,
+            head_filters=classifier_filters,
         )
 
         def make(n_outputs):
