@@ -24,6 +24,7 @@ from ..base import BaseProtector
 from ..utils.estimator_checks import register_estimator_check_config
 from ._aae import (
     _available_device,
+    _batched_forward,
     _channel_stats,
     _EpochProgress,
     _from_channels_first,
@@ -365,11 +366,7 @@ class ReplacementAutoEncoder(BaseProtector):
         Xs = _to_channels_first(X3, self.mean_, self.scale_)
         device = _available_device(self.device_)
         module = self.net_.module_.to(device).eval()
-        out = np.empty_like(Xs)
-        with torch.no_grad():
-            for start in range(0, Xs.shape[0], self.batch_size):
-                xb = torch.from_numpy(Xs[start : start + self.batch_size]).to(device)
-                out[start : start + xb.shape[0]] = module(xb).cpu().numpy()
+        out = _batched_forward(module, Xs, self.batch_size, device)
         return _from_channels_first(out, self.mean_, self.scale_, dtype)
 
     def __setstate__(self, state):
