@@ -429,6 +429,141 @@ def test_colorfool_bad_segmenter_output():
         cf.transform(X)
 
 
+def _judged(clf, images, labels, transform=None):
+    """Whether ``clf`` no longer gives ``labels`` on ``images`` (optionally transformed)."""
+    from sklearn_privacy.image._colorfool import ROBUST_TRANSFORMS
+
+    if transform is not None:
+        levels = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+        images = ROBUST_TRANSFORMS[transform](levels).permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    return clf.predict_indices(images) != labels
+
+
+def test_colorfool_robust_acceptance_holds_under_the_transforms():
+    X, _ = make_images(10, 16, bias=60)
+    clf = ImageClassifier(conv_bn_net(), input_size=8, device="cpu")
+    paper = ColorFool(clf, segmenter="heuristic", n_trials=300, random_state=0, device="cpu")
+    out_paper = paper.fit_transform(X)
+    # Empty options are the paper's algorithm: same images, trials and success.
+    same = ColorFool(clf, segmenter="heuristic", n_trials=300, random_state=0, device="cpu",
+                     robust_transforms=[], ensemble=[])
+    np.testing.assert_array_equal(same.fit_transform(X), out_paper)
+    np.testing.assert_array_equal(same.n_trials_, paper.n_trials_)
+    # An identity transform accepts exactly the paper's trials.
+    ident = ColorFool(clf, segmenter="heuristic", n_trials=300, random_state=0, device="cpu",
+                      robust_transforms=[lambda levels: levels])
+    np.testing.assert_array_equal(ident.fit_transform(X), out_paper)
+
+    names = ["jpeg", "median", "blur", "shift", "flip"]
+    runs = []
+    for trial_batch_size, batch_size in [(1, 1), (40, 4)]:
+        cf = ColorFool(clf, segmenter="heuristic", n_trials=300, robust_transforms=names,
+                       trial_batch_size=trial_batch_size, batch_size=batch_size,
+                       random_state=0, device="cpu")
+        runs.append((cf.fit_transform(X), cf.n_trials_.copy(), cf.success_.copy()))
+    (out, n_used, ok), (out_b, n_b, ok_b) = runs
+    # Batching does not change the result (the first accepted trial is kept).
+    np.testing.assert_array_equal(out_b, out)
+    np.testing.assert_array_equal(n_b, n_used)
+    np.testing.assert_array_equal(ok_b, ok)
+    assert ok.sum() >= 5
+    # Same random stream, stricter test: never an earlier trial than the paper's, and
+    # later ones on some images.
+    assert np.all(n_used[ok] >= paper.n_trials_[ok]) and np.any(n_used > paper.n_trials_)
+    # Accepted images fool the classifier on the image and on each transformed copy.
+    labels = clf.predict_indices(X)
+    for name in [None] + names:
+        assert _judged(clf, out[ok], labels[ok], name).all(), name
+    # A test nothing passes (a member that never changes its mind) gives the strongest
+    # trial, or with on_failure="paper" the paper's output (same random streams).
+    blind = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 3))
+    with torch.no_grad():
+        blind[2].weight.zero_()
+        blind[2].bias.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    undo = ColorFool(clf, segmenter=None, n_trials=20, random_state=0, device="cpu",
+                     robust_transforms=["flip"], ensemble=[blind])
+    undo.fit_transform(X[:2])
+    assert not undo.success_.any() and (undo.n_trials_ == 20).all()
+    undo = ColorFool(clf, segmenter="heuristic", n_trials=300, random_state=0, device="cpu",
+                     on_failure="paper", batch_size=4, ensemble=[blind])
+    np.testing.assert_array_equal(undo.fit_transform(X), out_paper)
+    np.testing.assert_array_equal(undo.success_, paper.success_)
+    np.testing.assert_array_equal(undo.n_trials_, paper.n_trials_)
+    assert not undo.robust_success_.any()
+    # Only the images without a robust trial fall back (searching at a lower resolution
+    # than the image's, or at the image's own).
+    for images, n_trials in ((X, 60), (X[:, ::2, ::2], 30)):
+        mixed = ColorFool(clf, segmenter="heuristic", n_trials=n_trials, robust_transforms=names,
+                          on_failure="paper", random_state=0, device="cpu")
+        out_mixed = mixed.fit_transform(images)
+        short = ColorFool(clf, segmenter="heuristic", n_trials=n_trials, random_state=0,
+                          device="cpu")
+        out_short = short.fit_transform(images)
+        strict = ColorFool(clf, segmenter="heuristic", n_trials=n_trials, robust_transforms=names,
+                           random_state=0, device="cpu")
+        out_strict = strict.fit_transform(images)
+        rob = mixed.robust_success_
+        assert rob.any() and not rob.all()
+        np.testing.assert_array_equal(rob, strict.success_)
+        np.testing.assert_array_equal(out_mixed[rob], out_strict[rob])
+        np.testing.assert_array_equal(mixed.n_trials_[rob], strict.n_trials_[rob])
+        np.testing.assert_array_equal(out_mixed[~rob], out_short[~rob])
+        np.testing.assert_array_equal(mixed.n_trials_[~rob], short.n_trials_[~rob])
+        np.testing.assert_array_equal(mixed.success_, rob | short.success_)
+    with pytest.raises(ValueError, match="unknown robust transform"):
+        ColorFool(clf, robust_transforms=["rotate"], device="cpu").fit(X)
+
+
+def test_colorfool_ensemble_must_all_be_fooled():
+    X, _ = make_images(10, 16, bias=60)
+    clf = ImageClassifier(conv_bn_net(), input_size=8, device="cpu")
+    paper = ColorFool(clf, segmenter=None, n_trials=300, random_state=0, device="cpu")
+    out_paper = paper.fit_transform(X)
+    # A copy of the attacked classifier as the only member changes nothing.
+    twin = ColorFool(clf, segmenter=None, n_trials=300, random_state=0, device="cpu",
+                     ensemble=[conv_bn_net()])
+    np.testing.assert_array_equal(twin.fit_transform(X), out_paper)
+    # Another member (red and green swapped): both labels must change.
+    other = colour_net(gain=20.0)
+    with torch.no_grad():
+        other[2].weight.copy_(torch.eye(3)[[1, 0, 2]] * 20.0)
+    cf = ColorFool(clf, segmenter=None, n_trials=300, random_state=0, device="cpu",
+                   ensemble=[other])
+    out = cf.fit_transform(X)
+    assert len(cf.ensemble_) == 1 and isinstance(cf.ensemble_[0], ImageClassifier)
+    member = cf.ensemble_[0]
+    ok = cf.success_
+    assert ok.sum() >= 5 and np.all(cf.n_trials_[ok] >= paper.n_trials_[ok])
+    assert _judged(clf, out[ok], clf.predict_indices(X[ok])).all()
+    assert _judged(member, out[ok], member.predict_indices(X[ok])).all()
+    # A member that never changes its mind blocks every trial.
+    blind = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 3))
+    with torch.no_grad():
+        blind[2].weight.zero_()
+        blind[2].bias.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    cf.set_params(ensemble=[blind], n_trials=10, on_failure="original")
+    np.testing.assert_array_equal(cf.fit_transform(X), X)
+    assert not cf.success_.any()
+
+
+def test_colorfool_ensemble_members_are_trained_as_surrogates_in_fit():
+    X, _, secret = make_task_images()
+    est = MeanColourClassifier()
+    cf = ColorFool(MeanColourClassifier(), segmenter=None, n_trials=60, random_state=0,
+                   device="cpu", ensemble=[est, MeanColourClassifier(C=0.5)],
+                   robust_transforms="median")
+    out = cf.fit(X, sensitive_features=secret).transform(X)
+    assert not hasattr(est, "classes_")  # cloned, not fitted
+    assert len(cf.ensemble_) == 2
+    for member in [cf.classifier_] + cf.ensemble_:
+        assert member.classes_ is not None
+        fooled = member.predict(out) != member.predict(X)
+        assert np.all(fooled[cf.success_])
+    assert cf.success_.mean() > 0.5
+    with pytest.raises(ValueError, match="sensitive_features"):
+        ColorFool(colour_net(), ensemble=[MeanColourClassifier()], device="cpu").fit(X)
+
+
 # -- P-FGSM ------------------------------------------------------------------------------
 def test_select_targets_follows_the_paper_rule():
     proba = torch.tensor([[0.6, 0.395, 0.004, 0.001]]).repeat(400, 1)

@@ -35,6 +35,83 @@ def _box_blur(x, size=10):
     return F.avg_pool2d(F.pad(x, (before, after, before, after), mode="replicate"), size, stride=1)
 
 
+def _jpeg(levels, quality=75):
+    """JPEG round trip (PIL, 4:2:0 chroma) of ``levels (P, 3, h, w)``, floats 0..255."""
+    import io
+
+    from PIL import Image
+
+    out = torch.empty_like(levels)
+    arr = levels.round().clamp(0, 255).to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
+    for i, img in enumerate(arr):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+        buf.seek(0)
+        with Image.open(buf) as decoded:
+            dec = np.asarray(decoded.convert("RGB"))
+        out[i] = torch.from_numpy(dec.copy()).permute(2, 0, 1).to(out)
+    return out
+
+
+def _median3(levels):
+    """3x3 median per channel, borders as ``scipy.ndimage.median_filter(mode="reflect")``
+    (``d c b a | a b c d``: for a 1-pixel border, the edge pixel repeated)."""
+    p = F.pad(levels, (1, 1, 1, 1), mode="replicate")
+    patches = p.unfold(2, 3, 1).unfold(3, 3, 1)  # (P, 3, h, w, 3, 3)
+    return patches.reshape(*patches.shape[:4], 9).median(dim=-1).values
+
+
+def _blur3(levels):
+    """Binomial 3x3 blur ([1, 2, 1] / 4 each way, replicated borders), rounded to levels."""
+    k = torch.tensor([1.0, 2.0, 1.0], device=levels.device, dtype=levels.dtype) / 4.0
+    n, c, h, w = levels.shape
+    x = F.pad(levels.reshape(n * c, 1, h, w), (1, 1, 1, 1), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, 3))
+    x = F.conv2d(x, k.view(1, 1, 3, 1))
+    return x.reshape(n, c, h, w).round()
+
+
+def _shift1(levels):
+    """Shift one pixel right and down (the exposed row and column repeat the edge)."""
+    return F.pad(levels, (1, 0, 1, 0), mode="replicate")[..., :-1, :-1]
+
+
+def _hflip(levels):
+    return levels.flip(-1)
+
+
+#: Named transforms of ``robust_transforms``: each maps 8-bit levels ``(P, 3, h, w)``
+#: (floats 0..255) to 8-bit levels of the same shape.
+ROBUST_TRANSFORMS = {
+    "jpeg": _jpeg,
+    "median": _median3,
+    "blur": _blur3,
+    "shift": _shift1,
+    "flip": _hflip,
+}
+
+
+def _check_robust_transforms(transforms):
+    if transforms is None:
+        return []
+    if isinstance(transforms, str) or callable(transforms):
+        transforms = [transforms]
+    out = []
+    for t in transforms:
+        if isinstance(t, str):
+            if t not in ROBUST_TRANSFORMS:
+                raise ValueError(
+                    f"unknown robust transform {t!r}; use callables or names among "
+                    f"{sorted(ROBUST_TRANSFORMS)}."
+                )
+            out.append(ROBUST_TRANSFORMS[t])
+        elif callable(t):
+            out.append(t)
+        else:
+            raise TypeError(f"robust_transforms must hold names or callables; got {t!r}.")
+    return out
+
+
 def _resize(t, size):
     if tuple(t.shape[-2:]) == tuple(size):
         return t
@@ -180,6 +257,13 @@ class ColorFool(ImageAttackMixin, BaseProtector):
     inference copy of its torch model (eval mode, no gradients, batch norms folded into
     the preceding convolutions, channels-last layout) when it has one.
 
+    Because the paper stops at the first trial that flips the label, its images sit at
+    the attacked model's decision boundary and transfer poorly to other models. Two
+    hard-label options beyond the paper (off by default) make the accepted trial more
+    robust: ``robust_transforms`` (the label must also change on JPEG / median / blur /
+    shifted / flipped copies) and ``ensemble`` (other classifiers must be fooled too).
+    The search stays exactly that of the sequential loop with the stricter test.
+
     Parameters
     ----------
     classifier : ImageClassifier, torch.nn.Module, fitted classifier or unfitted estimator
@@ -209,9 +293,32 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         raises.
     quantization : {"round", "floor"}, default="round"
         How the output is mapped to 8 bits (``"floor"`` mimics a ``uint8`` cast).
-    on_failure : {"strongest", "original"}, default="strongest"
+    on_failure : {"strongest", "original", "paper"}, default="strongest"
         What an image that no trial fooled becomes: the last, strongest trial (as the
-        original code) or the unchanged input.
+        original code) or the unchanged input. ``"paper"`` matters only with
+        ``robust_transforms`` or ``ensemble``: an image that no trial passes the robust
+        test becomes what the paper's algorithm returns for it (the first trial that
+        changes the attacked classifier's label on the plain image, from the same random
+        stream; the strongest trial if none does); without them it is ``"strongest"``.
+    robust_transforms : list of {"jpeg", "median", "blur", "shift", "flip"} or callables, default=None
+        Robust acceptance (an extension beyond the paper, still hard-label): a trial
+        counts as a success only if the label also changes on each of these transformed
+        copies of the 8-bit trial image. ``"jpeg"``: JPEG quality 75 (PIL, 4:2:0
+        chroma); ``"median"``: 3x3 median; ``"blur"``: 3x3 binomial blur; ``"shift"``:
+        one pixel right and down (edge repeated); ``"flip"``: horizontal flip. A
+        callable maps 8-bit levels ``(P, 3, h, w)`` (a float tensor with values
+        0..255) to a tensor of the same shape. The accepted image no longer sits on the
+        attacked model's decision boundary, so it transfers better to other models and
+        survives these transforms, at the cost of more (stronger) trials, hence a lower
+        PSNR. ``None`` (or empty) is the paper's acceptance. Transformed copies are
+        scored only for trials that already fool every judge on the plain image.
+    ensemble : list of classifiers, default=None
+        Extra hard-label judges (an extension beyond the paper): a trial counts as a
+        success only if every member's label changes too (its own clean prediction, or
+        the given label), on the plain image and on each of ``robust_transforms``. The
+        members take the same kinds as ``classifier``; unfitted ones are cloned and
+        trained in :meth:`fit` on ``(X, sensitive_features)`` like a surrogate.
+        ``None`` (or empty) is the paper's single classifier.
     batch_size : int, default=16
         Images processed together (bounded memory: the classifier sees at most its own
         ``batch_size`` images per forward pass).
@@ -227,9 +334,18 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         The attacked classifier (the trained surrogate, when one was given unfitted).
     device_ : str
         The resolved device.
+    ensemble_ : list of ImageClassifier
+        The ``ensemble`` members (trained surrogates for unfitted ones); empty without.
     success_ : ndarray of bool of shape (n_images,)
         Set by the last :meth:`transform`: whether each returned (quantised) image
-        changes the classifier's label, verified through its deployment preprocessing.
+        changes the classifier's label, verified through its deployment preprocessing
+        (with ``robust_transforms`` or ``ensemble``: whether it passed the test it was
+        searched with, the robust one, or the paper's for ``on_failure="paper"``
+        fallbacks).
+    robust_success_ : ndarray of bool of shape (n_images,)
+        Set by the last :meth:`transform`: whether each returned image passed the whole
+        acceptance test (every judge, plain and transformed); equal to ``success_``
+        without ``robust_transforms`` and ``ensemble``.
     n_trials_ : ndarray of int of shape (n_images,)
         Set by the last :meth:`transform`: the 1-based index of the returned trial
         (``n_trials`` for failures; 0 when ``on_failure="original"`` returned the input
@@ -265,7 +381,9 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         "trial_batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "label_source": [StrOptions({"prediction", "given"})],
         "quantization": [StrOptions({"round", "floor"})],
-        "on_failure": [StrOptions({"strongest", "original"})],
+        "on_failure": [StrOptions({"strongest", "original", "paper"})],
+        "robust_transforms": [list, tuple, StrOptions(set(ROBUST_TRANSFORMS)), callable, None],
+        "ensemble": [list, tuple, None],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "device": [str, torch.device],
@@ -281,6 +399,8 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         label_source="prediction",
         quantization="round",
         on_failure="strongest",
+        robust_transforms=None,
+        ensemble=None,
         batch_size=16,
         random_state=None,
         device="auto",
@@ -292,6 +412,8 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         self.label_source = label_source
         self.quantization = quantization
         self.on_failure = on_failure
+        self.robust_transforms = robust_transforms
+        self.ensemble = ensemble
         self.batch_size = batch_size
         self.random_state = random_state
         self.device = device
@@ -314,6 +436,9 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         self : ColorFool
         """
         self._fit_images(X, sensitive_features)
+        _check_robust_transforms(self.robust_transforms)
+        members = [] if self.ensemble is None else list(self.ensemble)
+        self.ensemble_ = [self._build_classifier(m, X, sensitive_features) for m in members]
         return self
 
     def transform(self, X):
@@ -385,27 +510,64 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         n_images = len(images)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=n_images)
-        if labels is None:
-            label_idx = clf.predict_indices(images)
-        else:
-            label_idx = clf.labels_to_indices(labels)
+        # The judges of a trial: the attacked classifier, then any ensemble members, each
+        # with the label it must stop giving.
+        judges = []
+        for member in [clf] + list(getattr(self, "ensemble_", [])):
+            if labels is None:
+                member_idx = member.predict_indices(images)
+            else:
+                member_idx = member.labels_to_indices(labels)
+            judges.append((_Scorer(member), member_idx))
+        transforms = _check_robust_transforms(self.robust_transforms)
         segmenter = self._get_segmenter()
-        scorer = _Scorer(clf)
+        robust = bool(transforms) or len(judges) > 1
+        on_failure = self.on_failure
+        if on_failure == "paper":
+            on_failure = "strongest"
+            fallback = robust
+        else:
+            fallback = False
         outputs = {}
         success = np.zeros(n_images, dtype=bool)
+        robust_success = np.zeros(n_images, dtype=bool)
         n_used = np.zeros(n_images, dtype=np.int64)
         for idx, x in image_groups(images, self.batch_size):
-            out, ok, used = self._attack_chunk(x, label_idx[idx], seeds[idx], segmenter, scorer)
+            chunk_judges = [(scorer, lab[idx]) for scorer, lab in judges]
+            out, ok, used, first_plain = self._attack_chunk(
+                x, chunk_judges, transforms, seeds[idx], segmenter, on_failure
+            )
+            robust_success[idx] = ok
+            if fallback and not ok.all():
+                # The paper's search (attacked classifier alone, plain image) for the images
+                # no robust trial passed: the same random streams, so the paper's output.
+                # Their every trial was scored: the paper's search starts at the first one
+                # that fooled the attacked classifier on the plain (search) image.
+                miss = np.flatnonzero(~ok)
+                scorer, lab = chunk_judges[0]
+                out_p, ok_p, used_p, _ = self._attack_chunk(
+                    x[torch.as_tensor(miss)], [(scorer, lab[miss])], [], seeds[idx][miss],
+                    segmenter, on_failure, start=first_plain[miss],
+                )
+                out[miss], ok[miss], used[miss] = out_p, ok_p, used_p
             for j, i in enumerate(idx):
                 outputs[i] = out[j]
             success[idx] = ok
             n_used[idx] = used
         self.success_ = success
+        self.robust_success_ = robust_success
         self.n_trials_ = n_used
         return self._assemble(outputs, n_images, images, was_uint8)
 
-    def _attack_chunk(self, x, labels, seeds, segmenter, scorer):
-        """Attack same-size images ``x (B, 3, H, W)``; return uint8-level float images (B, H, W, 3)."""
+    def _attack_chunk(self, x, judges, transforms, seeds, segmenter, on_failure, start=None):
+        """Attack same-size images ``x (B, 3, H, W)``; return uint8-level float images (B, H, W, 3).
+
+        ``judges`` are ``(scorer, labels of the chunk)`` pairs, the attacked classifier
+        first; a trial is a success when every judge's label changes, on the trial image
+        and on each of its ``transforms``. The search starts at trial ``start`` (per
+        image; default 0). Also returns, per image, the first trial (0-based; ``n_trials``
+        for none) that fooled the attacked classifier on the plain search image.
+        """
         clf = self.classifier_
         device = clf.device_
         n_img, _, height, width = x.shape
@@ -444,8 +606,34 @@ class ColorFool(ImageAttackMixin, BaseProtector):
                 rgb = _render(src[0][img_t], src[1][img_t], src[2][img_t], region, glob)
                 return quantize(rgb, self.quantization)
 
-            labels_t = np.asarray(labels)
-            ptr = np.zeros(n_img, dtype=np.int64)
+            def fooled(q, imgs):
+                """Whether each 8-bit trial image ``q[j]`` of image ``imgs[j]`` is accepted,
+                and whether it fools the attacked classifier on the plain image."""
+                ok = np.ones(len(imgs), dtype=bool)
+                plain = None
+                # The plain image first: most trials fail there, and the costlier checks
+                # (transforms, ensemble members) only see its survivors.
+                for transform in [None] + transforms:
+                    rows = np.flatnonzero(ok)
+                    if rows.size == 0:
+                        break
+                    sub = q if rows.size == len(ok) else q[torch.as_tensor(rows, device=device)]
+                    if transform is not None:
+                        sub = torch.as_tensor(transform(sub), device=device, dtype=q.dtype)
+                    for scorer, lab in judges:
+                        keep = scorer(sub) != lab[imgs[rows]]
+                        if plain is None:  # the attacked classifier on the plain images
+                            plain = keep.copy()
+                        ok[rows[~keep]] = False
+                        if not keep.all():
+                            rows = rows[keep]
+                            if rows.size == 0:
+                                break
+                            sub = sub[torch.as_tensor(keep, device=device)]
+                return ok, plain
+
+            ptr = np.zeros(n_img, dtype=np.int64) if start is None else np.array(start, dtype=np.int64)
+            first_plain = np.full(n_img, N, dtype=np.int64)
             done = np.zeros(n_img, dtype=bool)
             success = np.zeros(n_img, dtype=bool)
             used = np.zeros(n_img, dtype=np.int64)
@@ -465,7 +653,8 @@ class ColorFool(ImageAttackMixin, BaseProtector):
                 for start in range(0, len(pair_img), step):
                     sl = slice(start, start + step)
                     q = render(pair_img[sl], pair_trial[sl], full=False)
-                    hit[sl] = scorer(q) != labels_t[pair_img[sl]]
+                    hit[sl], plain = fooled(q, pair_img[sl])
+                    np.minimum.at(first_plain, pair_img[sl][plain], pair_trial[sl][plain])
                     if full_search and hit[sl].any():
                         # Keep the first hit of each image (pairs are in trial order).
                         rows = np.flatnonzero(hit[sl])
@@ -486,7 +675,7 @@ class ColorFool(ImageAttackMixin, BaseProtector):
                 for start in range(0, 0 if full_search else len(cand), step):
                     c = cand[start : start + step]
                     q = render(c, first[c], full=True)
-                    ok = scorer(q) != labels_t[c]
+                    ok = fooled(q, c)[0]
                     c_ok = c[ok]
                     out[torch.as_tensor(c_ok, device=device)] = q[torch.as_tensor(ok, device=device)]
                     success[c_ok] = True
@@ -499,14 +688,14 @@ class ColorFool(ImageAttackMixin, BaseProtector):
                     for start in range(0, len(fail), step):
                         f = fail[start : start + step]
                         f_t = torch.as_tensor(f, device=device)
-                        if self.on_failure == "strongest":
+                        if on_failure == "strongest":
                             out[f_t] = render(f, np.full(len(f), N - 1), full=True)
                             used[f] = N
                         else:
                             out[f_t] = x[f_t] * 255.0
                             used[f] = 0
                     done[fail] = True
-        return tensor_to_images(out), success, used
+        return tensor_to_images(out), success, used, first_plain
 
 
 register_estimator_check_config(

@@ -66,7 +66,11 @@ class ImageAttackMixin:
 
     def _resolve_classifier(self, X, sensitive_features):
         """Set ``classifier_`` (an :class:`ImageClassifier`), training a surrogate if needed."""
-        clf = self.classifier
+        self.classifier_ = self._build_classifier(self.classifier, X, sensitive_features)
+        return self.classifier_
+
+    def _build_classifier(self, clf, X, sensitive_features):
+        """An :class:`ImageClassifier` of ``clf``, trained as a surrogate if it is unfitted."""
         if clf is None:
             raise ValueError(
                 f"{type(self).__name__} needs a classifier to attack: pass classifier=... "
@@ -94,8 +98,7 @@ class ImageAttackMixin:
                     )
                 s = s[:, 0]
             clf = clone(clf).fit(X, s)
-        self.classifier_ = ImageClassifier(clf, device=self.device_, **settings)
-        return self.classifier_
+        return ImageClassifier(clf, device=self.device_, **settings)
 
     def _fit_images(self, X, sensitive_features):
         self._fit_setup()
