@@ -46,7 +46,6 @@ without its fidelity budget (the paper). ``--quick`` is a smoke test (two minute
 """
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -56,8 +55,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from scipy import ndimage
 
 from sklearn_privacy.adversaries import ImageCNNClassifier
 from sklearn_privacy.datasets import load_cifar10, load_utkface
@@ -69,6 +66,7 @@ from sklearn_privacy.image import (
     PrivateFGSM,
     topk_out_rate,
 )
+from sklearn_privacy.image._colorfool import ROBUST_TRANSFORMS
 from sklearn_privacy.metrics import (
     ciede2000_mean,
     fit_naturalness_model,
@@ -158,19 +156,18 @@ def train_models(X, y, args):
 
 
 # -- transforms the images may meet after protection --------------------------------------
-def jpeg(images, quality=75):
-    out = np.empty_like(images)
-    for i, img in enumerate(images):
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="JPEG", quality=quality)
-        buf.seek(0)
-        with Image.open(buf) as decoded:
-            out[i] = np.asarray(decoded.convert("RGB"))
-    return out
+def _library_transform(name):
+    """ColorFool's robust transform ``name`` applied to uint8 images (n, H, W, 3): the
+    images are judged after exactly the transforms ``robust_transforms`` searches with
+    (``"jpeg"``: PIL JPEG quality 75; ``"median"``: 3x3 median, reflected borders)."""
+    transform = ROBUST_TRANSFORMS[name]
 
+    def apply(images):
+        levels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+        out = transform(levels).round().clamp(0, 255).to(torch.uint8)
+        return out.permute(0, 2, 3, 1).numpy()
 
-def median3(images):
-    return ndimage.median_filter(images, size=(1, 3, 3, 1), mode="reflect")
+    return apply
 
 
 def requantise(images, bits=4):
@@ -178,7 +175,8 @@ def requantise(images, bits=4):
     return np.round(np.round(images / 255.0 * levels) / levels * 255.0).astype(np.uint8)
 
 
-TRANSFORMS = {"jpeg75": jpeg, "median3": median3, "quant4": requantise}
+TRANSFORMS = {"jpeg75": _library_transform("jpeg"), "median3": _library_transform("median"),
+              "quant4": requantise}
 
 
 # -- PSNR-matched references ----------------------------------------------------------------
