@@ -138,15 +138,20 @@ def load_data(name, args, rng):
     raise ValueError(name)
 
 
+def make_classifier(arch, args, seed):
+    """An unfitted classifier of architecture ``arch`` with the benchmark's settings."""
+    return ImageCNNClassifier(
+        architecture=arch, n_filters=args.n_filters, input_size=args.input_size,
+        max_epochs=args.max_epochs, patience=args.patience, lr=args.lr,
+        random_state=seed, device=args.device,
+    )
+
+
 def train_models(X, y, args):
     models, info = {}, {}
     for arch in (ATTACKED,) + TRANSFER:
         t = time.perf_counter()
-        clf = ImageCNNClassifier(
-            architecture=arch, n_filters=args.n_filters, input_size=args.input_size,
-            max_epochs=args.max_epochs, patience=args.patience, lr=args.lr,
-            random_state=args.seed, device=args.device,
-        ).fit(X, y)
+        clf = make_classifier(arch, args, args.seed).fit(X, y)
         models[arch] = clf
         info[arch] = {"fit_seconds": time.perf_counter() - t, "epochs": clf.n_iter_,
                       "best_epoch": clf.best_epoch_}
@@ -346,9 +351,8 @@ def references(rec, task, method, psnr_values, idx, seed):
 
 
 def timed(fn):
-    t = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - t
+    result, wall, _ = timed_both(fn)
+    return result, wall
 
 
 def timed_both(fn):
@@ -586,11 +590,7 @@ def run_dataset(rec, name, args, notes):
         members = []
         for offset in ENSEMBLE_SEEDS:
             t = time.perf_counter()
-            member = ImageCNNClassifier(
-                architecture=ATTACKED, n_filters=args.n_filters, input_size=args.input_size,
-                max_epochs=args.max_epochs, patience=args.patience, lr=args.lr,
-                random_state=args.seed + offset, device=args.device,
-            ).fit(Xtr, ytr)
+            member = make_classifier(ATTACKED, args, args.seed + offset).fit(Xtr, ytr)
             seconds = time.perf_counter() - t
             acc = float(np.mean(member.predict(Xpool) == ypool))
             rec.add(name, name_e, "surrogate_clean_accuracy", acc, attacker=ATTACKED,
