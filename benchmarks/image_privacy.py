@@ -676,7 +676,7 @@ def bars(rec, datasets):
 
     for ds in datasets:
         v = lambda **q: rec.value(dataset=ds, **q)  # noqa: E731
-        for cf in ("ColorFool", "ColorFool-robust", "ColorFool-robust-ensemble"):
+        for cf in ("ColorFool", "ColorFool-r", "ColorFool-robust", "ColorFool-robust-ensemble"):
             s = v(protector=cf, metric="success_rate", attacker=ATTACKED, subset="correct")
             if s is None:
                 continue
