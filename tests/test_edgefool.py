@@ -320,6 +320,47 @@ def test_black_box_classifier_is_rejected(images):
         EdgeFool(LabelsOnly(), **FAST).fit(images)
 
 
+def test_adam_step_clips_per_filter_or_not_at_all():
+    from sklearn_privacy.image._edgefool import _adam_step
+
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(2, 5, generator=gen)
+    grads = [torch.randn(2, 5, generator=gen) * scale for scale in (3.0, 0.001, 2.0)]
+    for max_norm in (0.01, None):
+        params = start.clone()
+        exp_avg, exp_avg_sq = torch.zeros_like(params), torch.zeros_like(params)
+        reference = [torch.nn.Parameter(start[i].clone()) for i in range(2)]
+        optimisers = [torch.optim.Adam([p], lr=0.1) for p in reference]
+        for step, g in enumerate(grads, start=1):
+            _adam_step(params, g, exp_avg, exp_avg_sq, torch.full((2,), float(step),
+                       dtype=torch.float64), lr=0.1, max_norm=max_norm)
+            for i, (p, opt) in enumerate(zip(reference, optimisers)):
+                p.grad = g[i].clone()
+                if max_norm is not None:
+                    torch.nn.utils.clip_grad_norm_([p], max_norm)
+                opt.step()
+        torch.testing.assert_close(params, torch.stack([p.detach() for p in reference]))
+        if max_norm is None:
+            unclipped = params
+        else:
+            clipped = params
+    # Adam is scale-free per step, but not over a history of gradients of different sizes.
+    assert not torch.allclose(clipped, unclipped, atol=1e-3)
+
+
+def test_unclipped_gradients_option(images, classifier):
+    runs = {}
+    for max_norm in (0.01, None):
+        ef = EdgeFool(classifier, max_iter=15, batch_size=6, max_grad_norm=max_norm,
+                      mse_weight=0.0, **FAST)
+        runs[max_norm] = (ef.fit_transform(images).astype(int), ef.n_iter_)
+    assert (runs[None][1] <= 15).all()
+    assert np.abs(runs[None][0] - runs[0.01][0]).max() > 0
+    for bad in (0.0, -1.0, "none"):
+        with pytest.raises(ValueError):
+            EdgeFool(classifier, max_grad_norm=bad, **FAST).fit(images)
+
+
 # -- fidelity budget (min_psnr) ------------------------------------------------------------
 def test_min_psnr_floor_is_met_on_the_uint8_output(images, classifier):
     from sklearn_privacy.metrics import psnr
