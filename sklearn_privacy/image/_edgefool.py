@@ -34,11 +34,17 @@ _PSNR_MARGIN_DB = 0.05
 _BUDGET_BISECTION_STEPS = 30
 
 
+def _max_mse(min_psnr):
+    """Largest mean squared error (pixels in [0, 1]) of an image ``min_psnr`` dB or more
+    from its reference: the one place the fidelity budget is turned into an error."""
+    return 10.0 ** (-min_psnr / 10.0)
+
+
 def _budget_radius(min_psnr, shape, margin_db=0.0):
     """L2 norm (pixels in [0, 1]) of a residual with PSNR ``min_psnr + margin_db`` dB on
-    an image of ``shape`` (..., C, H, W): ``sqrt(C H W 10^(-psnr / 10))``."""
+    an image of ``shape`` (..., C, H, W)."""
     n_values = int(np.prod(shape[-3:]))
-    return float(np.sqrt(n_values * 10.0 ** (-(min_psnr + margin_db) / 10.0)))
+    return float(np.sqrt(n_values * _max_mse(min_psnr + margin_db)))
 
 
 def _project_residual(x, enhanced, radius):
@@ -58,7 +64,7 @@ def _within_budget(levels, x, min_psnr):
     """Whether 8-bit ``levels (N, 3, H, W)`` (floats 0..255) are within ``min_psnr`` dB of
     ``x`` (floats in [0, 1]); per image, the test of the saved image."""
     mse = (levels.double() / 255.0 - x.double()).square().mean(dim=(1, 2, 3))
-    return mse <= 10.0 ** (-min_psnr / 10.0)
+    return mse <= _max_mse(min_psnr)
 
 
 def _enforce_psnr(levels, reference, min_psnr):
@@ -71,7 +77,7 @@ def _enforce_psnr(levels, reference, min_psnr):
     itself, which meets any floor for uint8 inputs.
     """
     ref = np.asarray(reference, dtype=np.float64)
-    limit = ref.size * 255.0**2 * 10.0 ** (-min_psnr / 10.0)  # largest sum of squares
+    limit = ref.size * 255.0**2 * _max_mse(min_psnr)  # largest sum of squares
 
     def ok(candidate):
         return float(np.sum((candidate - ref) ** 2)) <= limit
