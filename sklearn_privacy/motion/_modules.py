@@ -136,16 +136,16 @@ class AnonymizingAutoEncoder(nn.Module):
         """
         n, d, t = x.shape
         logits = None
-        if self.encoder is None:
+        if self.encoder is None:  # CNN task head: it reads the whole window
             logits = self.to_task(x)[0]
         else:
             t_pad = 4 * math.ceil(t / 4)
             if t_pad != t:
                 x = F.pad(x, (0, t_pad - t), mode="replicate")
             z = self.encoder(self._fold(x)[0]).reshape(n, d, -1)
-        if self.to_task is not None:
-            if logits is None:
+            if self.to_task is not None:
                 logits = self.to_task(z.flatten(1))
+        if logits is not None:
             code = torch.softmax(logits, dim=1)
             if self.hard_bottleneck:
                 one_hot = F.one_hot(code.argmax(dim=1), code.shape[1]).to(code.dtype)
