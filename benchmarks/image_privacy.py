@@ -474,7 +474,7 @@ def run_edgefool(rec, task, args, n_images, train_X, sequential):
     n_images = min(n_images, len(task.X))
     idx = np.arange(n_images)
 
-    min_psnr = args.edgefool_min_psnr if args.edgefool_min_psnr > 0 else None
+    min_psnr = _min_psnr(args)
     extra = {} if min_psnr is None else {"min_psnr": min_psnr}
     max_grad_norm = _max_grad_norm(args)
 
@@ -675,13 +675,15 @@ def bars(rec, datasets):
         if measured is not None:
             out.append((ds, protector, text, measured, bool(ok)))
 
+    def at_least(x, bar):
+        return x is not None and x >= bar  # None: a NaN record
+
     for ds in datasets:
         v = lambda **q: rec.value(dataset=ds, **q)  # noqa: E731
         for cf in ("ColorFool", "ColorFool-r", "ColorFool-robust", "ColorFool-robust-ensemble"):
             s = v(protector=cf, metric="success_rate", attacker=ATTACKED, subset="correct")
             if s is None:
                 continue
-            at_least = lambda x, bar: x is not None and x >= bar  # noqa: E731 (None: NaN)
             check(ds, cf, "success >= 95 %", _fmt(s, True), at_least(s, 0.95))
             for a in TRANSFER:
                 t = v(protector=cf, metric="success_rate", attacker=a, subset="correct")
