@@ -26,7 +26,13 @@ gender) this benchmark
 
 4. adds reference rows: Gaussian noise and Gaussian blur calibrated, image by image, to
    the PSNR each method reached (bisection on the noise / blur sigma), so a success rate
-   can be read against what an equally strong but non-adversarial distortion does.
+   can be read against what an equally strong but non-adversarial distortion does;
+5. measures the adaptive attacker (DESIGN.md's headline privacy figure) for
+   ``--adaptive-methods``: attackers (``"small"`` and ``"wide"`` with their own seed)
+   retrained on ``--n-adaptive-train`` *protected* training images and tested on
+   protected images of the test pool, beside the same attackers trained on clean images
+   (static, and raw on clean test images). ``--methods`` with no name runs this part
+   alone.
 
 Every success figure is given on two subsets (``subset`` key): ``correct`` (all attacked
 images, which the attacked classifier labels correctly) and ``confident`` (those where it
@@ -36,7 +42,8 @@ bars of the issue and whether this run meets them.
 
 Run (about 30 minutes at the defaults on 2 CPU cores shared with other jobs, load 4-5,
 plus about 20 for the two ColorFool-robust methods; ``--methods EdgeFool ColorFool``
-alone: 23 minutes)::
+alone: 23 minutes; the adaptive part about 80 more, of which ColorFool protecting 2,300
+faces takes 27)::
 
     OMP_NUM_THREADS=1 python benchmarks/image_privacy.py
 
@@ -50,6 +57,7 @@ import json
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +76,7 @@ from sklearn_privacy.image import (
 )
 from sklearn_privacy.image._colorfool import ROBUST_TRANSFORMS
 from sklearn_privacy.metrics import (
+    attack_score,
     ciede2000_mean,
     fit_naturalness_model,
     naturalness_score,
@@ -95,6 +104,13 @@ ROBUST_COLORFOOL = dict(robust_transforms=["jpeg", "median", "blur", "shift", "f
 #: ColorFool-robust-ensemble also needs these extra surrogates fooled: the attacked
 #: architecture trained with other seeds on the same images (never "wide" / "resnet").
 ENSEMBLE_SEEDS = (1, 2)
+#: The adaptive attackers: these architectures, seeded apart from every other network,
+#: trained on ``--n-adaptive-train`` *protected* training images (true labels) and tested
+#: on protected test images; the same networks trained on the clean images give the raw
+#: and static figures.
+ADAPTIVE_ATTACKERS = ("small", "wide")
+ADAPTIVE_SEED_OFFSET = 100
+ADAPTIVE_METHODS = ("ColorFool", "ColorFool-r", "PrivateFGSM", "EdgeFool-universal")
 _T0 = time.perf_counter()
 
 
@@ -138,12 +154,12 @@ def load_data(name, args, rng):
     raise ValueError(name)
 
 
-def make_classifier(arch, args, seed):
+def make_classifier(arch, args, seed, *, max_epochs=None, patience=None):
     """An unfitted classifier of architecture ``arch`` with the benchmark's settings."""
     return ImageCNNClassifier(
         architecture=arch, n_filters=args.n_filters, input_size=args.input_size,
-        max_epochs=args.max_epochs, patience=args.patience, lr=args.lr,
-        random_state=seed, device=args.device,
+        max_epochs=max_epochs or args.max_epochs, patience=patience or args.patience,
+        lr=args.lr, random_state=seed, device=args.device,
     )
 
 
@@ -364,14 +380,39 @@ def timed_both(fn):
 
 
 # -- the methods ----------------------------------------------------------------------------
+def make_colorfool(clf, args, segmenter, **kw):
+    """The benchmark's (unfitted) ColorFool against ``clf``."""
+    return ColorFool(clf, segmenter=segmenter, n_trials=args.colorfool_trials,
+                     random_state=args.seed, device=args.device, **kw)
+
+
+def make_pfgsm(clf, args, **kw):
+    """The benchmark's (unfitted) P-FGSM against ``clf``."""
+    return PrivateFGSM(clf, random_state=args.seed, device=args.device, **kw)
+
+
+def make_edgefool(clf, args, **kw):
+    """The benchmark's (unfitted) EdgeFool against ``clf``; ``kw`` overrides."""
+    params = dict(max_iter=args.edgefool_max_iter, random_state=args.seed,
+                  device=args.device, batch_size=args.edgefool_batch_size)
+    params.update(kw)
+    return EdgeFool(clf, **params)
+
+
+def fit_universal_edgefool(clf, args, train_X):
+    """EdgeFool-universal: one filter trained on the first training images."""
+    n_fit = min(args.n_edgefool_universal_train, len(train_X))
+    uni = make_edgefool(clf, args, mode="universal", max_iter=args.edgefool_universal_steps,
+                        batch_size=16)
+    return uni.fit(train_X[:n_fit])
+
+
 def run_colorfool(rec, task, args, name, segmenter, sequential, **options):
     clf = task.models[ATTACKED]
     n_seq = min(args.n_sequential, len(task.X))
 
     def make(**kw):
-        return ColorFool(clf, segmenter=segmenter, n_trials=args.colorfool_trials,
-                         random_state=args.seed, device=args.device, **options,
-                         **kw).fit(task.X[:1])
+        return make_colorfool(clf, args, segmenter, **options, **kw).fit(task.X[:1])
 
     cf = make()
     out, seconds = timed(lambda: cf.transform(task.X))
@@ -433,7 +474,7 @@ def run_pfgsm(rec, task, args, sequential):
     name = "PrivateFGSM"
 
     def make(**kw):
-        return PrivateFGSM(clf, random_state=args.seed, device=args.device, **kw).fit(task.X[:1])
+        return make_pfgsm(clf, args, **kw).fit(task.X[:1])
 
     pf = make()
     out, seconds = timed(lambda: pf.transform(task.X))
@@ -479,10 +520,7 @@ def run_edgefool(rec, task, args, n_images, train_X, sequential):
     max_grad_norm = _max_grad_norm(args)
 
     def make(**kw):
-        params = dict(max_iter=args.edgefool_max_iter, random_state=args.seed,
-                      device=args.device, batch_size=args.edgefool_batch_size)
-        params.update(kw)
-        return EdgeFool(clf, **params)
+        return make_edgefool(clf, args, **kw)
 
     if n_images:
         ef = make(min_psnr=min_psnr, max_grad_norm=max_grad_norm).fit(task.X[:1])
@@ -525,8 +563,7 @@ def run_edgefool(rec, task, args, n_images, train_X, sequential):
     if args.edgefool_universal_steps > 0:
         uname = "EdgeFool-universal"
         n_fit = min(args.n_edgefool_universal_train, len(train_X))
-        uni = make(mode="universal", max_iter=args.edgefool_universal_steps, batch_size=16)
-        _, fit_s = timed(lambda: uni.fit(train_X[:n_fit]))
+        uni, fit_s = timed(lambda: fit_universal_edgefool(clf, args, train_X))
         out, seconds = timed(lambda: uni.transform(task.X))
         log(f"  {uname}: fitted on {n_fit} training images, {uni.n_iter_} steps in "
             f"{fit_s:.1f}s; {len(out)} images in {seconds:.2f}s (in-loop success "
@@ -536,6 +573,105 @@ def run_edgefool(rec, task, args, n_images, train_X, sequential):
                 variant="batched")
         psnr_values = evaluate(rec, task, uname, out)
         references(rec, task, uname, psnr_values, np.arange(len(out)), args.seed)
+
+
+# -- adaptive attackers -----------------------------------------------------------------------
+def fit_protector(method, clf, args, train_X):
+    """``method`` against ``clf``, fitted and configured as in its main rows."""
+    if method in ("ColorFool", "ColorFool-r"):
+        segmenter = "heuristic" if method == "ColorFool" else None
+        return make_colorfool(clf, args, segmenter).fit(train_X[:1])
+    if method == "PrivateFGSM":
+        return make_pfgsm(clf, args).fit(train_X[:1])
+    if method == "EdgeFool-universal":
+        return fit_universal_edgefool(clf, args, train_X)
+    raise ValueError(f"no adaptive run for {method!r}")
+
+
+def _score_se(y, pred, metric):
+    """Standard error of an accuracy (binomial) or a balanced accuracy (mean of the
+    per-class recalls, each binomial)."""
+    if metric == "accuracy":
+        p = np.mean(pred == y)
+        return math.sqrt(p * (1 - p) / len(y))
+    classes = np.unique(y)
+    var = sum(r * (1 - r) / m for r, m in
+              ((np.mean(pred[y == c] == c), np.sum(y == c)) for c in classes))
+    return math.sqrt(var) / len(classes)
+
+
+def _attack_records(rec, ds, protector, attribute, arch, mode, y, pred, **extra):
+    """The attacker's score (balanced accuracy for 2 classes, accuracy otherwise) and its
+    advantage over chance."""
+    res = attack_score(y, pred)
+    se = _score_se(y, pred, res["metric"])
+    common = dict(attacker=arch, mode=mode, subset="adaptive_test", n=len(y), **extra)
+    rec.add(ds, protector, f"{attribute}_{res['metric']}", res["score"], std=se,
+            chance=res["chance"], **common)
+    rec.add(ds, protector, f"{attribute}_advantage", res["advantage"],
+            std=se / (1 - res["chance"]), **common)
+    return res
+
+
+def run_adaptive(rec, name, args, models, Xtr, ytr, Xpool, ypool, attribute):
+    """Attackers retrained on protected images (adaptive) beside the same attackers
+    trained on clean images (static; raw when also tested on clean images).
+
+    Every attacker is trained on the first ``--n-adaptive-train`` training images and
+    tested on the first ``--n-adaptive-test`` images of the shuffled test pool, whether
+    or not the attacked classifier labels them correctly (the test images never reach
+    a training set; the protectors' own classifier was trained on the whole training
+    split). A protector protects both sets, as a user protecting every photo would.
+    """
+    n_tr, n_te = min(args.n_adaptive_train, len(Xtr)), min(args.n_adaptive_test, len(Xpool))
+    Xa, ya, Xt, yt = Xtr[:n_tr], ytr[:n_tr], Xpool[:n_te], ypool[:n_te]
+    extra = {"n_train": n_tr}
+
+    def attacker(arch):
+        # Fewer training images than the attacked classifier's, so more epochs.
+        return make_classifier(arch, args, args.seed + ADAPTIVE_SEED_OFFSET,
+                               max_epochs=args.adaptive_max_epochs,
+                               patience=args.adaptive_patience)
+
+    clean = {}
+    for arch in ADAPTIVE_ATTACKERS:
+        clean[arch] = attacker(arch).fit(Xa, ya)
+        pred = clean[arch].predict(Xt)
+        for mode in ("adaptive", "static"):  # on clean images the two coincide
+            res = _attack_records(rec, name, "raw", attribute, arch, mode, yt, pred, **extra)
+        log(f"  adaptive: {arch} trained on {n_tr} clean images: {res['metric']} "
+            f"{res['score']:.3f} on {n_te} clean test images")
+    for method in args.adaptive_methods:
+        protector, fit_s = timed(lambda: fit_protector(method, models[ATTACKED], args, Xtr))
+        protected, total = {}, fit_s
+        for part, X in (("adaptive_train", Xa), ("adaptive_test", Xt)):
+            protected[part], seconds = timed(partial(protector.transform, X))
+            total += seconds
+            # What the protector reached on each set (in its loop), for context.
+            rec.rate(name, method, "success_rate_in_loop", np.asarray(protector.success_),
+                     np.ones(len(X), bool), attacker=ATTACKED, mode="static", subset=part,
+                     seconds=seconds)
+        log(f"  adaptive: {method} protected {n_tr} + {n_te} images in {total:.0f}s")
+        versions = [(method, protected, {})]
+        if method in args.adaptive_references:
+            # Gaussian noise at the PSNR the protector reached on each image: what an
+            # equally strong, non-adversarial distortion hides from the same attackers.
+            noisy = {part: gaussian_noise_at_psnr(X, psnr(X, protected[part], average=False),
+                                                  args.seed)[0]
+                     for part, X in (("adaptive_train", Xa), ("adaptive_test", Xt))}
+            versions.append(("GaussianNoise", noisy, {"matched_to": method}))
+        for label, images, tags in versions:
+            for arch in ADAPTIVE_ATTACKERS:
+                static = _attack_records(rec, name, label, attribute, arch, "static", yt,
+                                         clean[arch].predict(images["adaptive_test"]),
+                                         **extra, **tags)
+                retrained = attacker(arch).fit(images["adaptive_train"], ya)
+                adaptive = _attack_records(rec, name, label, attribute, arch, "adaptive", yt,
+                                           retrained.predict(images["adaptive_test"]),
+                                           **extra, **tags)
+                log(f"  adaptive: {label}{' matched to ' + method if tags else ''} vs "
+                    f"{arch}: static {static['score']:.3f}, adaptive {adaptive['score']:.3f} "
+                    f"({adaptive['metric']}, chance {adaptive['chance']:.3f})")
 
 
 # -- one data set -----------------------------------------------------------------------------
@@ -611,6 +747,9 @@ def run_dataset(rec, name, args, notes):
         except Exception as exc:  # report, do not lose the other methods' results
             notes.append(f"{name}: EdgeFool failed: {type(exc).__name__}: {exc}")
             log(f"  EdgeFool failed: {exc!r}")
+    if args.adaptive_methods:
+        run_adaptive(rec, name, args, models, Xtr, ytr, Xpool, ypool,
+                     "class" if name == "cifar10" else "gender")
     return info
 
 
@@ -711,6 +850,75 @@ def bars(rec, datasets):
     return out
 
 
+def adaptive_section(rec, datasets, args):
+    """Markdown lines of the adaptive-attacker table (none if the run has no such rows)."""
+
+    def cell(r):
+        return f"{_fmt(r['value'], True)} ± {_fmt(r['std'], True)}"
+
+    rows = []
+    versions = [("raw", None)]
+    for method in ADAPTIVE_METHODS:
+        versions += [(method, None), ("GaussianNoise", method)]
+    for ds in datasets:
+        for protector, matched_to in versions:
+            for arch in ADAPTIVE_ATTACKERS:
+                found = {}
+                for mode in ("static", "adaptive"):
+                    for r in rec.find(dataset=ds, protector=protector, attacker=arch,
+                                      mode=mode, subset="adaptive_test",
+                                      matched_to=matched_to):
+                        kind = "advantage" if r["metric"].endswith("_advantage") else "score"
+                        found[mode, kind] = r
+                if ("adaptive", "score") not in found:
+                    continue
+                score = found["adaptive", "score"]
+                raw = rec.find(dataset=ds, protector="raw", attacker=arch, mode="adaptive",
+                               metric=score["metric"], subset="adaptive_test")
+                shown, fooled = f"noise at {matched_to}'s PSNR", None
+                if matched_to is None:
+                    shown = protector
+                    fooled = rec.value(dataset=ds, protector=protector,
+                                       metric="success_rate_in_loop", subset="adaptive_test")
+                rows.append("| " + " | ".join([
+                    ds, shown, _fmt(fooled, True), arch, score["metric"].replace("_", " "),
+                    _fmt(score["chance"], True), cell(raw[0]) if raw else "-",
+                    cell(found["static", "score"]), f"**{cell(score)}**",
+                    _fmt(found["adaptive", "advantage"]["value"], True),
+                ]) + " |")
+    if not rows:
+        return []
+    n_tr, n_te = args.n_adaptive_train, args.n_adaptive_test
+    return [
+        "",
+        "## Adaptive attackers (retrained on protected images)",
+        "",
+        "The privacy figure that counts (DESIGN.md): an attacker that knows the protector "
+        "is in use trains on protected images. Each attacker is an `ImageCNNClassifier` "
+        f"of the named architecture (seed {args.seed + ADAPTIVE_SEED_OFFSET}, the "
+        f"benchmark's recipe with up to {args.adaptive_max_epochs} epochs, patience "
+        f"{args.adaptive_patience}) trained on the first {n_tr} training images with their "
+        "true labels: clean (*raw*: tested on clean images; *static*: tested on protected "
+        "images) or protected by the row's protector (*adaptive*: tested on protected "
+        f"images). All are scored on the first {n_te} images of the shuffled test pool, "
+        "whether or not the attacked classifier labels them correctly; no test image "
+        "reaches a training set, and the protectors' own classifier (the attacked "
+        f"`{ATTACKED}` network) was trained on the whole training split. Score: "
+        "accuracy for the 10 CIFAR-10 classes (chance = the majority share), balanced "
+        "accuracy for gender (chance 50 %), ± its standard error; advantage = (score - "
+        "chance) / (1 - chance), clipped at 0, on the binary attribute crediting a "
+        "systematically flipped attacker. *Fooled*: the share of the test images on which "
+        "the protector reached its goal against the attacked classifier (its own "
+        "`success_`). The per-image EdgeFool and the ColorFool-robust "
+        "variants are left out: protecting the attacker's training images one image at a "
+        "time costs hours on this CPU.",
+        "",
+        "| data set | protector | fooled | attacker | score | chance | raw | static | "
+        "adaptive | adaptive advantage |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ] + rows
+
+
 def write_markdown(path_md, rec, args, infos, notes, runtime, env, generic_table):
     datasets = list(infos)
     methods = METHODS
@@ -765,6 +973,7 @@ def write_markdown(path_md, rec, args, infos, notes, runtime, env, generic_table
     ]
     for ds, prot, text, measured, ok in bars(rec, datasets):
         lines.append(f"| {ds} | {prot} | {text} | {measured} | {'yes' if ok else '**no**'} |")
+    lines += adaptive_section(rec, datasets, args)
     lines += [
         "",
         "## Headline figures (subset `correct`)",
@@ -863,11 +1072,25 @@ def parse_args(argv=None):
     p.add_argument("--name", default="image_privacy", help="results file stem")
     p.add_argument("--datasets", nargs="+", default=["cifar10", "utkface"],
                    choices=["cifar10", "utkface"])
-    p.add_argument("--methods", nargs="+",
+    p.add_argument("--methods", nargs="*",
                    default=["ColorFool", "ColorFool-r", "ColorFool-robust",
                             "ColorFool-robust-ensemble", "PrivateFGSM", "EdgeFool"],
                    choices=["ColorFool", "ColorFool-r", "ColorFool-robust",
                             "ColorFool-robust-ensemble", "PrivateFGSM", "EdgeFool"])
+    p.add_argument("--adaptive-methods", nargs="*", default=list(ADAPTIVE_METHODS),
+                   choices=list(ADAPTIVE_METHODS),
+                   help="protectors measured against attackers retrained on protected images")
+    p.add_argument("--n-adaptive-train", type=int, default=2000,
+                   help="training images of the adaptive (and matching clean) attackers")
+    p.add_argument("--n-adaptive-test", type=int, default=300,
+                   help="test-pool images the adaptive attackers are scored on")
+    p.add_argument("--adaptive-references", nargs="*", default=["EdgeFool-universal"],
+                   choices=list(ADAPTIVE_METHODS),
+                   help="adaptive methods also measured with Gaussian noise at their "
+                        "per-image PSNR")
+    p.add_argument("--adaptive-max-epochs", type=int, default=15,
+                   help="epochs of the adaptive (and matching clean) attackers at most")
+    p.add_argument("--adaptive-patience", type=int, default=3)
     p.add_argument("--n-images", type=int, default=200,
                    help="attacked test images per data set (all labelled correctly)")
     p.add_argument("--n-train", type=int, default=3000, help="training images per data set")
@@ -920,6 +1143,8 @@ def parse_args(argv=None):
         args.edgefool_max_iter, args.n_edgefool_sequential = 5, 2
         args.edgefool_speed_steps, args.edgefool_universal_steps = 2, 2
         args.n_edgefool_universal_train = 16
+        args.n_adaptive_train, args.n_adaptive_test = 200, 40
+        args.adaptive_max_epochs = 2
     return args
 
 
