@@ -656,9 +656,11 @@ def run_adaptive(rec, name, args, models, Xtr, ytr, Xpool, ypool, attribute):
         if method in args.adaptive_references:
             # Gaussian noise at the PSNR the protector reached on each image: what an
             # equally strong, non-adversarial distortion hides from the same attackers.
+            # Seeds differ between the sets: one seed would give the i-th training and
+            # test images the same noise pattern.
             noisy = {part: gaussian_noise_at_psnr(X, psnr(X, protected[part], average=False),
-                                                  args.seed)[0]
-                     for part, X in (("adaptive_train", Xa), ("adaptive_test", Xt))}
+                                                  args.seed + offset)[0]
+                     for part, X, offset in (("adaptive_train", Xa, 1), ("adaptive_test", Xt, 0))}
             versions.append(("GaussianNoise", noisy, {"matched_to": method}))
         for label, images, tags in versions:
             for arch in ADAPTIVE_ATTACKERS:
