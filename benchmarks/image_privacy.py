@@ -104,6 +104,11 @@ ROBUST_COLORFOOL = dict(robust_transforms=["jpeg", "median", "blur", "shift", "f
 #: ColorFool-robust-ensemble also needs these extra surrogates fooled: the attacked
 #: architecture trained with other seeds on the same images (never "wide" / "resnet").
 ENSEMBLE_SEEDS = (1, 2)
+#: The segmenter of each ColorFool row (``None``: ColorFool-r's global shift), shared by
+#: the main rows and the adaptive part so both protect with the same settings.
+COLORFOOL_SEGMENTERS = {"ColorFool": "heuristic", "ColorFool-r": None,
+                        "ColorFool-robust": "heuristic",
+                        "ColorFool-robust-ensemble": "heuristic"}
 #: The adaptive attackers: these architectures, seeded apart from every other network,
 #: trained on ``--n-adaptive-train`` *protected* training images (true labels) and tested
 #: on protected test images; the same networks trained on the clean images give the raw
@@ -158,7 +163,8 @@ def make_classifier(arch, args, seed, *, max_epochs=None, patience=None):
     """An unfitted classifier of architecture ``arch`` with the benchmark's settings."""
     return ImageCNNClassifier(
         architecture=arch, n_filters=args.n_filters, input_size=args.input_size,
-        max_epochs=max_epochs or args.max_epochs, patience=patience or args.patience,
+        max_epochs=args.max_epochs if max_epochs is None else max_epochs,
+        patience=args.patience if patience is None else patience,
         lr=args.lr, random_state=seed, device=args.device,
     )
 
@@ -407,8 +413,9 @@ def fit_universal_edgefool(clf, args, train_X):
     return uni.fit(train_X[:n_fit])
 
 
-def run_colorfool(rec, task, args, name, segmenter, sequential, **options):
+def run_colorfool(rec, task, args, name, sequential, **options):
     clf = task.models[ATTACKED]
+    segmenter = COLORFOOL_SEGMENTERS[name]
     n_seq = min(args.n_sequential, len(task.X))
 
     def make(**kw):
@@ -579,8 +586,7 @@ def run_edgefool(rec, task, args, n_images, train_X, sequential):
 def fit_protector(method, clf, args, train_X):
     """``method`` against ``clf``, fitted and configured as in its main rows."""
     if method in ("ColorFool", "ColorFool-r"):
-        segmenter = "heuristic" if method == "ColorFool" else None
-        return make_colorfool(clf, args, segmenter).fit(train_X[:1])
+        return make_colorfool(clf, args, COLORFOOL_SEGMENTERS[method]).fit(train_X[:1])
     if method == "PrivateFGSM":
         return make_pfgsm(clf, args).fit(train_X[:1])
     if method == "EdgeFool-universal":
@@ -718,11 +724,11 @@ def run_dataset(rec, name, args, notes):
             n=len(y))
     methods = args.methods
     if "ColorFool" in methods:
-        run_colorfool(rec, task, args, "ColorFool", "heuristic", sequential=True)
+        run_colorfool(rec, task, args, "ColorFool", sequential=True)
     if "ColorFool-r" in methods:
-        run_colorfool(rec, task, args, "ColorFool-r", None, sequential=args.sequential_all)
+        run_colorfool(rec, task, args, "ColorFool-r", sequential=args.sequential_all)
     if "ColorFool-robust" in methods:
-        run_colorfool(rec, task, args, "ColorFool-robust", "heuristic", sequential=True,
+        run_colorfool(rec, task, args, "ColorFool-robust", sequential=True,
                       **ROBUST_COLORFOOL)
     if "ColorFool-robust-ensemble" in methods:
         name_e = "ColorFool-robust-ensemble"
@@ -738,7 +744,7 @@ def run_dataset(rec, name, args, notes):
             log(f"  surrogate {ATTACKED} (seed {args.seed + offset}): clean accuracy "
                 f"{acc:.3f}, trained in {seconds:.0f}s")
             members.append(member)
-        run_colorfool(rec, task, args, name_e, "heuristic", sequential=False,
+        run_colorfool(rec, task, args, name_e, sequential=False,
                       ensemble=members, **ROBUST_COLORFOOL)
     if "PrivateFGSM" in methods:
         run_pfgsm(rec, task, args, sequential=True)
