@@ -385,3 +385,31 @@ def test_utility_scorer_is_macro_f1_of_the_pipeline():
         warnings.simplefilter("error")
         value = utility_scorer()(pipe, X, y)
     assert value == pytest.approx(f1_score(y, pipe.predict(X), average="macro"))
+
+
+# -- layering -------------------------------------------------------------------------
+def test_metrics_import_nothing_from_the_layers_above():
+    # metrics sit below model_selection, the evaluation jobs and the CLI: an import
+    # from there (even a lazy one inside a function) would run upwards.
+    import ast
+    from pathlib import Path
+
+    import sklearn_privacy.metrics
+
+    above = ("model_selection", "evaluation", "cli", "_motion_job")
+    offenders = []
+    for path in sorted(Path(sklearn_privacy.metrics.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [alias.name for alias in node.names]
+                if node.level == 0 and not (node.module or "").startswith("sklearn_privacy"):
+                    continue
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names
+                         if alias.name.startswith("sklearn_privacy")]
+            else:
+                continue
+            parts = {part for name in names for part in name.split(".")}
+            if parts & set(above):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

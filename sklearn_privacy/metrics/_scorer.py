@@ -36,6 +36,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.metadata_routing import UNCHANGED, MetadataRequest
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
+from ..utils.splitting import RecordingDisjointSplit
 from ..utils.validation import check_window_groups
 from ._advantage import attack_score, pool_by_recording
 
@@ -581,8 +582,6 @@ class PrivacyScorer(_RoutedScorer):
         if isinstance(cv, numbers.Integral):
             shuffle = random_state is not None
             if groups.ndim == 2:
-                from ..model_selection._split import RecordingDisjointSplit
-
                 cv = RecordingDisjointSplit(
                     n_splits=cv, shuffle=shuffle, random_state=random_state if shuffle else None
                 )
