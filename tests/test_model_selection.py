@@ -139,6 +139,52 @@ def test_refit_callable_when_nothing_meets_the_floor():
         best_utility_with_privacy_floor(0.5, on_infeasible="ignore")
 
 
+TIES = {
+    # 1, 2 and 3 tie on utility; 2 and 3 are more private than 1 and tie on both.
+    # 4, 5 and 6 tie on privacy; 5 and 6 are more useful than 4 and tie on both.
+    "mean_test_utility": [0.70, 0.80, 0.80, 0.80, 0.60, 0.65, 0.65],
+    "mean_test_privacy": [0.60, 0.50, 0.70, 0.70, 0.90, 0.90, 0.90],
+}
+
+
+def test_refit_tie_break_prefers_the_other_figure_then_the_lower_index():
+    # Ties in the maximised figure go to the better constrained figure even at a
+    # higher index (2 over 1), then to the lower index (2 over 3).
+    assert best_utility_with_privacy_floor(0.5)(TIES) == 2
+    assert best_privacy_with_utility_floor(0.55)(TIES) == 5
+    # The infeasible fallbacks maximise the constrained figure with the same rule.
+    with pytest.warns(UserWarning, match="No candidate reaches privacy >= 0.95"):
+        assert best_utility_with_privacy_floor(0.95)(TIES) == 5
+    with pytest.warns(UserWarning, match="No candidate reaches utility >= 0.95"):
+        assert best_privacy_with_utility_floor(0.95)(TIES) == 2
+
+
+@pytest.mark.parametrize("floor", [1.5, -0.1, np.nan, np.inf, "0.5", None])
+def test_privacy_floor_outside_zero_one_is_refused(floor):
+    with pytest.raises((ValueError, TypeError), match="min_privacy"):
+        best_utility_with_privacy_floor(floor)
+
+
+@pytest.mark.parametrize("floor", [np.nan, np.inf, -np.inf, "0.8", None])
+def test_utility_floor_must_be_a_finite_number(floor):
+    with pytest.raises((ValueError, TypeError), match="min_utility"):
+        best_privacy_with_utility_floor(floor)
+
+
+@pytest.mark.parametrize("refit", [best_utility_with_privacy_floor,
+                                   best_privacy_with_utility_floor])
+def test_refit_scorer_names_are_checked(refit):
+    assert refit(0.5)({"mean_test_utility": [0.5], "mean_test_privacy": [1.0]}) == 0
+    assert refit(0.0, utility="f1", privacy="p")({"mean_test_f1": [0.5],
+                                                  "mean_test_p": [0.5]}) == 0
+    with pytest.raises(ValueError, match="two different scorers"):
+        refit(0.5, utility="privacy")
+    with pytest.raises(ValueError, match="utility must name a scorer"):
+        refit(0.5, utility="")
+    with pytest.raises((ValueError, TypeError), match="privacy"):
+        refit(0.5, privacy=1)
+
+
 def test_refit_callable_in_a_search_and_pickling():
     X, y, subject, groups = make_data()
     pipe = Pipeline([("protector", SpyNoise()), ("app", flat_lr())])

@@ -155,9 +155,20 @@ class _FloorRefit:
         )
 
 
+def _check_scorer_names(utility, privacy):
+    for name, value in (("utility", utility), ("privacy", privacy)):
+        if not value:
+            raise ValueError(f"{name} must name a scorer or a cv_results_ column; got ''.")
+    if utility == privacy:
+        raise ValueError(
+            f"utility and privacy must name two different scorers; both are {utility!r}."
+        )
+
+
 @validate_params(
     {
-        "min_privacy": [Interval(numbers.Real, None, None, closed="neither")],
+        # Privacy is 1 - advantage, in [0, 1]: a floor outside it cannot be meant.
+        "min_privacy": [Interval(numbers.Real, 0, 1, closed="both")],
         "utility": [str],
         "privacy": [str],
         "on_infeasible": [StrOptions({"warn", "raise"})],
@@ -171,12 +182,14 @@ def best_utility_with_privacy_floor(
 
     Parameters
     ----------
-    min_privacy : float
+    min_privacy : float in [0, 1]
         Lowest acceptable mean privacy score (e.g. 0.8 = attacker advantage at most 0.2).
+        Privacy scores (``1 - advantage``) lie in [0, 1], so a floor outside it raises
+        a ``ValueError``.
     utility : str, default="utility"
         Name of the utility scorer in the scoring dict (or a ``cv_results_`` column).
     privacy : str, default="privacy"
-        Name of the privacy scorer (or a column).
+        Name of the privacy scorer (or a column), other than ``utility``.
     on_infeasible : {"warn", "raise"}, default="warn"
         What to do when no candidate reaches the floor. ``"warn"`` (default) warns and
         returns the *most private* candidate (ties: most useful), so that an expensive
@@ -197,7 +210,7 @@ def best_utility_with_privacy_floor(
     >>> best_utility_with_privacy_floor(0.5)(results)
     1
     """
-
+    _check_scorer_names(utility, privacy)
     return _FloorRefit(
         "best_utility_with_privacy_floor", maximise=utility, floor_on=privacy,
         floor=min_privacy, on_infeasible=on_infeasible,
@@ -222,11 +235,13 @@ def best_privacy_with_utility_floor(
     Parameters
     ----------
     min_utility : float
-        Lowest acceptable mean utility score (e.g. a macro-F1 of 0.85).
+        Lowest acceptable mean utility score (e.g. a macro-F1 of 0.85), a finite
+        number on the scale of the utility scorer (macro-F1 and accuracy lie in
+        [0, 1]); NaN and infinity raise a ``ValueError``.
     utility : str, default="utility"
         Name of the utility scorer in the scoring dict (or a ``cv_results_`` column).
     privacy : str, default="privacy"
-        Name of the privacy scorer (or a column).
+        Name of the privacy scorer (or a column), other than ``utility``.
     on_infeasible : {"warn", "raise"}, default="warn"
         When no candidate reaches the floor: ``"warn"`` warns and returns the *most
         useful* candidate (ties: most private); ``"raise"`` raises a ``ValueError``.
@@ -245,7 +260,7 @@ def best_privacy_with_utility_floor(
     >>> best_privacy_with_utility_floor(0.75)(results)
     1
     """
-
+    _check_scorer_names(utility, privacy)
     return _FloorRefit(
         "best_privacy_with_utility_floor", maximise=privacy, floor_on=utility,
         floor=min_utility, on_infeasible=on_infeasible,
