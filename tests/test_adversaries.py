@@ -442,6 +442,40 @@ def test_motion_features_bad_params_and_input():
         mf.get_feature_names_out(["a", "b", "c"])
 
 
+@pytest.mark.parametrize("params, match", [
+    # NaN compares False with everything: it used to pass the checks and give zeros.
+    (dict(band_edges=(0.0, np.nan, 25.0)), "band_edges must hold finite numbers"),
+    (dict(band_edges=(0.0, 3.0, np.inf)), "band_edges must hold finite numbers"),
+    (dict(band_edges=(0.0, 3.0, 30.0)), "band_edges must not exceed the Nyquist.*25 Hz"),
+    (dict(sampling_rate=20.0), "band_edges must not exceed the Nyquist.*10 Hz"),
+    (dict(band_edges=(-1.0, 3.0)), "band_edges .*non-negative"),
+    (dict(band_edges=(3.0,)), "band_edges must hold at least 2"),
+    (dict(band_edges=((0, 1), (2, 3))), "band_edges must be a flat sequence"),
+    (dict(percentiles=(50, np.nan)), "percentiles must hold finite numbers"),
+    (dict(percentiles=(50, 50)), "percentiles must be distinct"),
+    (dict(percentiles=("median",)), "percentiles must hold numbers"),
+    (dict(autocorr_lag_range=(0.1, np.nan)), "autocorr_lag_range must hold finite"),
+    (dict(autocorr_lag_range=(np.nan, 1.0)), "autocorr_lag_range must hold finite"),
+    (dict(autocorr_lag_range=(0.1, 0.5, 1.0)), "autocorr_lag_range must be"),
+    (dict(channel_names=["acc", "acc"]), "channel_names must be distinct"),
+    (dict(sampling_rate=np.inf), "sampling_rate"),
+    (dict(sampling_rate=np.nan), "sampling_rate"),
+])
+def test_motion_features_refuses_invalid_parameters(params, match):
+    X, _ = make_sinusoids(2, T=32)
+    with pytest.raises(ValueError, match=match):
+        MotionFeatures(**params).fit(X)
+
+
+def test_motion_features_band_edges_up_to_nyquist_of_a_lower_rate():
+    t = np.arange(80) / 20.0
+    X = np.sin(2 * np.pi * 4.0 * t)[None, :, None]  # 4 Hz sampled at 20 Hz
+    mf = MotionFeatures(sampling_rate=20.0, band_edges=(0, 2, 5, 10)).fit(X)
+    f = dict(zip(mf.get_feature_names_out(), mf.transform(X)[0]))
+    assert f["ch0_band_2-5Hz"] == pytest.approx(0.5)  # all the power A^2 / 2
+    assert f["ch0_dominant_freq"] == pytest.approx(4.0)
+
+
 def test_feature_attacker_learns_and_defaults():
     X, y = make_sinusoids(30, T=64, seed=0)
     X_test, y_test = make_sinusoids(15, T=64, seed=1)

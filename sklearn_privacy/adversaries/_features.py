@@ -27,6 +27,19 @@ def _float_dtype(X):
     return dtype if dtype in (np.float32, np.float64) else np.float64
 
 
+def _finite_vector(value, name):
+    """``value`` as a 1-D float64 array of finite numbers, or a ValueError naming ``name``."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must hold numbers; got {value!r}.") from None
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a flat sequence of numbers; got {value!r}.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must hold finite numbers (no NaN or infinity); got {value!r}.")
+    return array
+
+
 class MotionFeatures(TransformerMixin, BaseEstimator):
     """Standard per-window motion features, vectorised over windows.
 
@@ -44,17 +57,20 @@ class MotionFeatures(TransformerMixin, BaseEstimator):
     sampling_rate : float, default=50.0
         Sampling rate in Hz (HAPT: 50).
     percentiles : sequence of float in [0, 100], default=(10, 25, 50, 75, 90)
-        Percentiles of each channel.
+        Distinct percentiles of each channel.
     band_edges : sequence of float, default=(0.0, 1.0, 3.0, 6.0, 12.0, 25.0)
-        Increasing band edges in Hz. Band ``i`` is ``[edges[i], edges[i+1])`` (the last
-        band includes its upper edge). Band power is the share of the channel's
+        Strictly increasing band edges in Hz, from 0 up to the Nyquist frequency
+        ``sampling_rate / 2`` (the default suits 50 Hz; pass other edges for a lower
+        rate). Band ``i`` is ``[edges[i], edges[i+1])`` (the last band includes its
+        upper edge). Band power is the share of the channel's
         variance in the band (one-sided periodogram of the centred signal, so the
         bands of a full partition sum to the variance).
     autocorr_lag_range : (float, float), default=(0.1, 1.5)
         Lags, in seconds, searched for the autocorrelation peak (a local maximum of
         the biased, normalised autocorrelation; lag 0 and height 0 when there is none).
     channel_names : sequence of str or None, default=None
-        Names used by :meth:`get_feature_names_out` (``ch0``, ``ch1``... if None).
+        Distinct names of the channels, used by :meth:`get_feature_names_out`
+        (``ch0``, ``ch1``... if None).
     correlations : bool, default=True
         Append the cross-channel correlations.
 
@@ -106,16 +122,26 @@ class MotionFeatures(TransformerMixin, BaseEstimator):
 
     # -- parameters ------------------------------------------------------------------
     def _checked_params(self):
-        q = np.asarray(self.percentiles, dtype=np.float64).ravel()
-        if np.any((q < 0) | (q > 100)):
-            raise ValueError(f"percentiles must lie in [0, 100]; got {self.percentiles!r}.")
-        edges = np.asarray(self.band_edges, dtype=np.float64).ravel()
+        q = _finite_vector(self.percentiles, "percentiles")
+        if np.any((q < 0) | (q > 100)) or len(np.unique(q)) != q.size:
+            raise ValueError(
+                f"percentiles must be distinct numbers in [0, 100]; got {self.percentiles!r}."
+            )
+        edges = _finite_vector(self.band_edges, "band_edges")
+        nyquist = float(self.sampling_rate) / 2.0
         if edges.size < 2 or np.any(edges < 0) or np.any(np.diff(edges) <= 0):
             raise ValueError(
                 "band_edges must hold at least 2 strictly increasing, non-negative "
                 f"frequencies; got {self.band_edges!r}."
             )
-        lags = np.asarray(self.autocorr_lag_range, dtype=np.float64).ravel()
+        if edges[-1] > nyquist * (1 + 1e-12):
+            # Above the Nyquist frequency there is no spectrum: such a band is always 0.
+            raise ValueError(
+                f"band_edges must not exceed the Nyquist frequency sampling_rate / 2 = "
+                f"{nyquist:g} Hz; got {self.band_edges!r}. Pass band edges up to "
+                f"{nyquist:g} Hz for sampling_rate={self.sampling_rate!r}."
+            )
+        lags = _finite_vector(self.autocorr_lag_range, "autocorr_lag_range")
         if lags.shape != (2,) or lags[0] < 0 or lags[1] <= lags[0]:
             raise ValueError(
                 "autocorr_lag_range must be (low, high) seconds with 0 <= low < high; "
@@ -127,12 +153,15 @@ class MotionFeatures(TransformerMixin, BaseEstimator):
         names = input_features if input_features is not None else self.channel_names
         if names is None:
             return [f"ch{i}" for i in range(self.n_channels_in_)]
-        names = [str(n) for n in names]
+        what = "input_features" if input_features is not None else "channel_names"
+        names = [str(n) for n in np.asarray(names, dtype=object).ravel()]
         if len(names) != self.n_channels_in_:
             raise ValueError(
-                f"Got {len(names)} channel names but the windows have "
+                f"Got {len(names)} channel names in {what} but the windows have "
                 f"{self.n_channels_in_} channels."
             )
+        if len(set(names)) != len(names):
+            raise ValueError(f"{what} must be distinct (they name the features); got {names}.")
         return names
 
     def _feature_kinds(self):
