@@ -57,6 +57,24 @@ def test_binary_uses_balanced_accuracy_and_counts_flips_as_leakage():
     assert attack_score(y_true, y_pred, metric="accuracy")["chance"] == pytest.approx(0.8)
 
 
+def test_chance_level_counts_the_classes_given_in_labels():
+    y_true = [0, 0, 0, 1]  # two classes present, majority rate 3/4
+    # Balanced accuracy: chance is 1 / (number of classes of the attribute), which
+    # labels may name beyond those present, without counting a class twice.
+    assert chance_level(y_true, metric="balanced_accuracy") == 0.5
+    assert chance_level(y_true, metric="balanced_accuracy", labels=[0, 1, 2, 3]) == 0.25
+    assert chance_level(y_true, metric="balanced_accuracy", labels=[1, 2]) == pytest.approx(1 / 3)
+    assert chance_level(y_true, metric="balanced_accuracy", labels=[0, 1]) == 0.5
+    # Accuracy: the majority-class rate of y_true, whatever the labels.
+    assert chance_level(y_true, metric="accuracy", labels=[0, 1, 2, 3]) == 0.75
+    # "auto" resolves on the number of classes of the attribute: three or more is
+    # accuracy (majority rate), two is balanced accuracy.
+    assert chance_level(y_true, labels=[0, 1, 2]) == 0.75
+    assert chance_level(y_true) == 0.5
+    assert chance_level(["a", "a", "b"], metric="balanced_accuracy",
+                        labels=["a", "b", "c", "d", "e"]) == pytest.approx(0.2)
+
+
 def test_advantage_string_labels_and_validation():
     assert attacker_advantage(["a", "b", "c"], ["a", "b", "c"]) == 1.0
     with pytest.raises(ValueError, match="at least two classes"):
@@ -89,6 +107,20 @@ def test_pool_by_recording_log_proba_hand_example():
     # Column indices when no classes are given.
     _, yp_idx, _ = pool_by_recording(y_true, np.log(proba), recording)
     np.testing.assert_array_equal(yp_idx, [0, 1])
+
+
+def test_pool_by_recording_sums_log_probabilities_not_probabilities():
+    # Two windows lean to class 0 (0.9), one all but rules it out (0.001). Summed
+    # probabilities pick class 0 (1.801 > 1.199); summed log-probabilities (the
+    # product of the likelihoods: 0.9 * 0.9 * 0.001 < 0.1 * 0.1 * 0.999) pick class 1.
+    proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.001, 0.999]])
+    assert np.argmax(proba.sum(axis=0)) == 0
+    for outputs, method in ((np.log(proba), "log_proba"), (proba, "proba")):
+        _, yp, _ = pool_by_recording([1, 1, 1], outputs, [4, 4, 4], method=method,
+                                     classes=["walk", "run"])
+        np.testing.assert_array_equal(yp, ["run"])
+    _, yp, _ = pool_by_recording([1, 1, 1], proba, [4, 4, 4], method="vote")
+    np.testing.assert_array_equal(yp, [0])
 
 
 def test_pool_by_recording_votes_and_pairs():

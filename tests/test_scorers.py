@@ -376,15 +376,37 @@ def test_scorer_is_clonable_picklable_and_stateless():
     assert not hasattr(scorer, "attacker_")
 
 
-def test_utility_scorer_is_macro_f1_of_the_pipeline():
-    from sklearn.metrics import f1_score
+class FixedPredictions(ClassifierMixin, BaseEstimator):
+    """A fitted classifier that answers ``predictions`` whatever it is shown."""
 
-    X, y, _, _ = make_data()
-    pipe = protected_pipeline(sigma=0.5).fit(X, y)
+    def __init__(self, predictions=None):
+        self.predictions = predictions
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.asarray(self.predictions)[: len(X)]
+
+
+def test_utility_scorer_is_macro_f1_not_accuracy():
+    # Imbalanced activities: accuracy flatters an app that misses the rare class.
+    y = np.array([0] * 8 + [1] * 2)
+    X = np.zeros((10, 4, 1))
+    always_majority = FixedPredictions(np.zeros(10, dtype=int)).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        value = utility_scorer()(pipe, X, y)
-    assert value == pytest.approx(f1_score(y, pipe.predict(X), average="macro"))
+        # F1 of class 0: 2 * 0.8 * 1 / 1.8 = 8/9; of class 1: 0. Accuracy would be 0.8.
+        assert utility_scorer()(always_majority, X, y) == pytest.approx(4 / 9)
+        # One rare window found, one false alarm: F1 0.875 and 0.5, accuracy 0.8.
+        some = FixedPredictions([0] * 7 + [1] + [1, 0]).fit(X, y)
+        assert utility_scorer()(some, X, y) == pytest.approx((0.875 + 0.5) / 2)
+        # Scored through the protected pipeline, as in a search.
+        pipe = Pipeline([("protector", SpyNoise(sigma=0.0)),
+                         ("app", FixedPredictions(np.zeros(10, dtype=int)))]).fit(X, y)
+        assert utility_scorer()(pipe, X, y) == pytest.approx(4 / 9)
+    assert utility_scorer("accuracy")(always_majority, X, y) == pytest.approx(0.8)
 
 
 # -- layering -------------------------------------------------------------------------
