@@ -301,6 +301,48 @@ def test_privacy_utility_report_records():
     assert all(call["sensitive_features"] is not None for call in SpyNoise.fit_calls)
 
 
+class Negate(BaseProtector):
+    """Negates the windows: invertible, so it hides nothing from a retrained model."""
+
+    _parameter_constraints: dict = {}
+
+    def fit(self, X, y=None, *, sensitive_features=None):
+        self._validate_motion(X, reset=True)
+        return self
+
+    def transform(self, X):
+        Xv = self._validate_motion(X, reset=False)
+        return self._restore_motion(-Xv, X)
+
+
+def test_report_trains_each_model_on_the_data_of_its_threat_model():
+    # Negation keeps every piece of information but fools models trained on raw data
+    # (logistic regressions are not sign-invariant): the identity offset and the
+    # activity's sine both change sign. So the figures tell which data each model was
+    # trained and tested on.
+    X, y, subject, groups = make_data()
+    report = privacy_utility_report(
+        {"negate": Negate()}, X, y, subject, groups=groups, app=flat_lr(),
+        attackers={"lr": flat_lr()}, utility_cv=2, privacy_cv=2, distortion=False,
+    )
+    figures = {
+        (metric, mode, level): value
+        for metric, mode, level, value in report[["metric", "mode", "level", "value"]]
+        .itertuples(index=False)
+    }
+    for level in ("window", "recording"):
+        # Adaptive: retrained on negated recordings, it re-identifies everyone...
+        assert figures[("identity_accuracy", "adaptive", level)] > 0.95
+        assert figures[("identity_advantage", "adaptive", level)] > 0.9
+        # ...while the static attacker, trained on raw recordings, is fooled.
+        assert figures[("identity_accuracy", "static", level)] < 0.35
+    # The app retrained on negated windows works; the raw app, fed negated test
+    # windows, predicts the opposite activity.
+    utility = report.set_index("metric")["value"]
+    assert utility["activity_macro_f1"] > 0.9
+    assert utility["activity_macro_f1_raw_app"] < 0.1
+
+
 class _GroupsSpy(ClassifierMixin, BaseEstimator):
     """Logistic regression on flattened windows whose ``fit`` records its groups."""
 
