@@ -70,6 +70,33 @@ class BaseProtector(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
         """
         return self.fit(X, y, sensitive_features=sensitive_features).transform(X)
 
+    def set_output(self, *, transform=None):
+        """Accept an output container for compatibility; protected data are unchanged.
+
+        A protector outputs windows ``(n_windows, n_timestamps, n_channels)`` or images,
+        which no DataFrame can hold, so its output is returned as it is whatever the
+        container. The method exists so that ``pipeline.set_output(transform="pandas")``
+        works on a :class:`~sklearn.pipeline.Pipeline` holding protectors, e.g. in front
+        of :class:`~sklearn_privacy.adversaries.MotionFeatures`, whose 2-D output becomes
+        a DataFrame.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None, default=None
+            The container asked for the output of ``transform`` and
+            ``fit_transform``; it does not apply to windows or images.
+
+        Returns
+        -------
+        self : estimator
+        """
+        if transform not in (None, "default", "pandas", "polars"):
+            raise ValueError(
+                "transform must be 'default', 'pandas', 'polars' or None; got "
+                f"{transform!r}."
+            )
+        return self
+
     # -- helpers for subclasses -------------------------------------------------
     def _validate_motion(self, X, *, reset):
         """Validate motion windows; on ``reset`` record their shape."""

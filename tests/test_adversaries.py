@@ -476,6 +476,42 @@ def test_motion_features_band_edges_up_to_nyquist_of_a_lower_rate():
     assert f["ch0_dominant_freq"] == pytest.approx(4.0)
 
 
+def test_motion_features_pandas_output_behind_a_protector():
+    import pandas as pd
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_privacy.motion import Downsampler, SSASmoother
+
+    X, y = make_sinusoids(6, T=32, seed=4)
+    expected = MotionFeatures().fit(X).get_feature_names_out()
+    assert expected[0] == "ch0_mean" and "corr_ch0_ch1" in expected
+    pipe = make_pipeline(Downsampler(target_rate=25.0), MotionFeatures())
+    pipe.set_output(transform="pandas")
+    out = pipe.fit_transform(X)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(expected) == list(pipe[-1].get_feature_names_out())
+    # The protector's windows stay a 3-D array (no DataFrame holds them)...
+    protected = pipe[0].transform(X)
+    assert isinstance(protected, np.ndarray) and protected.shape == X.shape
+    # ...and the table is the features of the protected windows, rows in order.
+    assert_allclose(out.to_numpy(), MotionFeatures().fit(protected).transform(protected))
+    assert_allclose(pipe.transform(X).to_numpy(), out.to_numpy())
+    # The global configuration works too, and a classifier after it sees the names.
+    with sklearn.config_context(transform_output="pandas"):
+        clf = make_pipeline(Downsampler(target_rate=25.0), MotionFeatures(),
+                            LogisticRegression(max_iter=200)).fit(X, y)
+    assert list(clf[-1].feature_names_in_) == list(expected)
+    # Every protector takes the setting (it used to raise "set_output is not available").
+    pipe = make_pipeline(SSASmoother(), MotionFeatures()).set_output(transform="pandas")
+    assert pipe[-1]._sklearn_output_config["transform"] == "pandas"
+    with pytest.raises(ValueError, match="transform must be"):
+        SSASmoother().set_output(transform="arrow")
+    # One-channel windows given as a DataFrame keep their index.
+    frame = pd.DataFrame(X[:, :, 0], index=[f"w{i}" for i in range(len(X))])
+    table = MotionFeatures(channel_names=["acc"]).set_output(transform="pandas")
+    assert list(table.fit_transform(frame).index) == list(frame.index)
+
+
 def test_feature_attacker_learns_and_defaults():
     X, y = make_sinusoids(30, T=64, seed=0)
     X_test, y_test = make_sinusoids(15, T=64, seed=1)
