@@ -162,16 +162,25 @@ def test_routed_scorer_receives_labels_and_plain_function_does_not():
 
 def test_cross_validate_routes_to_scorer_with_alias():
     X, y, subject, groups = make_data()
+    person = subject + 100  # the aliased labels differ from sensitive_features
     with config_context(enable_metadata_routing=True):
         scorer = SpyPrivacyScorer(attacker=flat_lr()).set_score_request(sensitive_features="person")
         result = cross_validate(
             protected_pipeline(), X, y, cv=SubjectDisjointSplit(n_splits=2),
             scoring={"privacy": scorer},
-            params={"person": subject, "groups": groups, "sensitive_features": subject},
+            params={"person": person, "groups": groups, "sensitive_features": subject},
         )
     assert len(result["test_privacy"]) == 2
+    assert len(SpyPrivacyScorer.calls) == 2
     for call in SpyPrivacyScorer.calls:
-        np.testing.assert_array_equal(call["sensitive_features"], np.asarray(call["groups"])[:, 0])
+        # The scored fold's values of the alias, not of sensitive_features.
+        np.testing.assert_array_equal(call["sensitive_features"],
+                                      np.asarray(call["groups"])[:, 0] + 100)
+    # The protector's fit still received sensitive_features (3 people per fold).
+    for call in SpyNoise.fit_calls:
+        assert len(np.unique(call["sensitive_features"])) == 3
+        assert call["sensitive_features"].max() < 100
+    assert len(SpyNoise.fit_calls) == 2
 
 
 @pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
@@ -323,6 +332,7 @@ def test_attacker_gets_segment_rows_and_splits_stay_by_recording():
     ids = groups[:, 0] * 10 + groups[:, 1]
     PrivacyScorer(GroupsSpyAttacker(), level="recording", random_state=0)(
         pipe, X, y, sensitive_features=subject, groups=ids)
+    assert len(GroupsSpyAttacker.calls) == 2
     assert all(g.ndim == 1 for g in GroupsSpyAttacker.calls)
     with pytest.raises(ValueError, match=r"got shape \(120, 4\)"):
         PrivacyScorer(GroupsSpyAttacker())(pipe, X, y, sensitive_features=subject,
