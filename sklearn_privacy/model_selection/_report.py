@@ -35,7 +35,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import has_fit_parameter
 
-from ..metrics._distortion import mse, snr_db
+from ..metrics import mse, snr_db
 from ..utils.validation import check_window_groups
 from ..metrics._scorer import (
     _attacker_outputs,
