@@ -513,3 +513,21 @@ def test_done_when_grid_search_on_hapt_routes_sensitive_labels(tmp_path):
                               refit=False, error_score="raise")
         with pytest.raises(ValueError, match="enable_metadata_routing"):
             search.fit(X, y, groups=groups, protector__sensitive_features=subject)
+
+
+def test_model_selection_uses_no_private_name_of_another_subpackage():
+    # Layering: a private module or name (``_x``) is used only inside its subpackage.
+    import ast
+    from pathlib import Path
+
+    import sklearn_privacy.model_selection
+
+    offenders = []
+    for path in sorted(Path(sklearn_privacy.model_selection.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level < 2:
+                continue  # third-party or same-subpackage imports
+            parts = (node.module or "").split(".") + [alias.name for alias in node.names]
+            if any(part.startswith("_") for part in parts):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

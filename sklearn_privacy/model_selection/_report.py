@@ -32,18 +32,12 @@ from sklearn import get_config
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import has_fit_parameter
 
-from ..metrics import mse, snr_db
+from ..metrics import PrivacyScorer, mse, snr_db
 from ..utils.validation import check_window_groups
-from ..metrics._scorer import (
-    _attacker_outputs,
-    _check_sensitive,
-    _fit_attacker,
-    _level_scores,
-    _resolve_metric,
-)
 from ._split import RecordingDisjointSplit, SubjectDisjointSplit
 
 __all__ = [
@@ -60,6 +54,7 @@ RECORD_KEYS = [
 ]
 
 _RAW = {"raw", "passthrough"}
+_IDENTITY = FunctionTransformer()
 
 
 def _is_raw(protector):
@@ -81,6 +76,23 @@ def _fit_protector(protector, X, y, s):
     if has_fit_parameter(protector, "sensitive_features"):
         return protector.fit(X, y, sensitive_features=s)
     return protector.fit(X, y)
+
+
+def _fit_model(model, X, y, groups):
+    """Clone and fit an app or attacker, giving it ``groups`` when its ``fit`` takes them."""
+    model = clone(model)
+    if has_fit_parameter(model, "groups"):
+        return model.fit(X, y, groups=groups)
+    return model.fit(X, y)
+
+
+def _attack_scores(fitted, X_test, s_test, groups_test, *, metric, pooling, levels):
+    """``{level: attack_score dict}`` of a fitted attacker on (protected) test windows."""
+    # X_test is already protected: the scored "pipeline" is the identity.
+    scorer = PrivacyScorer(mode="static", static_attacker=fitted, metric=metric,
+                           pooling=pooling)
+    return scorer.evaluate(_IDENTITY, X_test, sensitive_features=s_test, groups=groups_test,
+                           levels=levels)
 
 
 def _default_cnn(random_state):
@@ -214,16 +226,25 @@ def privacy_utility_report(
     y = np.asarray(y)
     if y.shape[0] != n:
         raise ValueError(f"y has {y.shape[0]} entries but X has {n} samples.")
-    s = _check_sensitive(sensitive_features, n, None)
+    s = np.asarray(sensitive_features)
+    if s.ndim == 2 and s.shape[1] == 1:
+        s = s[:, 0]
+    if s.ndim != 1 or s.shape[0] != n:
+        raise ValueError(
+            "sensitive_features must hold one label per window (1-D, length "
+            f"{n}); got shape {s.shape}."
+        )
     groups = np.asarray(groups)
-    recordings = check_window_groups(groups, n, allow_1d=False).recording
+    check_window_groups(groups, n, allow_1d=False)
     app = _default_cnn(random_state) if app is None else app
     attackers = {"cnn": _default_cnn(random_state)} if attackers is None else dict(attackers)
     if not attackers:
         raise ValueError("attackers must hold at least one attacker.")
     utility_cv = _splitter(utility_cv, SubjectDisjointSplit)
     privacy_cv = _splitter(privacy_cv, RecordingDisjointSplit)
-    resolved_metric = _resolve_metric(metric, s)
+    if metric == "auto":
+        metric = "balanced_accuracy" if len(np.unique(s)) == 2 else "accuracy"
+    resolved_metric = metric
 
     values = {}  # (protector, metric, attacker, mode, level) -> list of (value, chance)
 
@@ -249,11 +270,11 @@ def privacy_utility_report(
                 Xp_tr, Xp_te = fitted.transform(X_tr), fitted.transform(X_te)
             add((name, "fit_seconds", None, None, None), fit_seconds)
             # Apps (like attackers) get the groups rows for a grouped early-stopping split.
-            app_p = _fit_attacker(app, Xp_tr, y[train], groups[train])
+            app_p = _fit_model(app, Xp_tr, y[train], groups[train])
             add((name, "activity_macro_f1", None, None, None),
                 f1_score(y[test], app_p.predict(Xp_te), average="macro"))
             if fold not in raw_apps:
-                raw_apps[fold] = _fit_attacker(app, X_tr, y[train], groups[train])
+                raw_apps[fold] = _fit_model(app, X_tr, y[train], groups[train])
             add((name, "activity_macro_f1_raw_app", None, None, None),
                 f1_score(y[test], raw_apps[fold].predict(Xp_te), average="macro"))
             if distortion and np.shape(Xp_te) == np.shape(X_te):
@@ -278,15 +299,14 @@ def privacy_utility_report(
                 for mode in modes:
                     if mode == "static" or raw:
                         if att_name not in static:
-                            static[att_name] = _fit_attacker(
+                            static[att_name] = _fit_model(
                                 attacker, X_tr, s[train], groups[train]
                             )
                         model = static[att_name]
                     else:
-                        model = _fit_attacker(attacker, Xp_tr, s[train], groups[train])
-                    y_pred, log_proba, classes = _attacker_outputs(model, Xp_te)
-                    scores = _level_scores(
-                        s[test], y_pred, log_proba, classes, recordings[test],
+                        model = _fit_model(attacker, Xp_tr, s[train], groups[train])
+                    scores = _attack_scores(
+                        model, Xp_te, s[test], groups[test],
                         metric=resolved_metric, pooling=pooling, levels=levels,
                     )
                     for level, result in scores.items():
