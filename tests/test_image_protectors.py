@@ -791,3 +791,112 @@ def test_scikit_learn_contract_on_images(Protector, bad):
     out = est.transform(X)
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(restored.transform(X), out)
+
+
+# -- the transform contract of the three attacks ---------------------------------------
+def _edgefool(**params):
+    from sklearn_privacy.image import EdgeFool
+
+    return EdgeFool(colour_net(gain=600.0), max_iter=3, n_channels=4, batch_size=4,
+                    random_state=0, device="cpu", **params)
+
+
+PROTECTORS = {
+    "ColorFool": lambda: ColorFool(colour_net(), segmenter="heuristic", n_trials=30,
+                                   random_state=0, device="cpu"),
+    "PrivateFGSM-topk": lambda: PrivateFGSM(colour_net(gain=600.0), max_iter=5,
+                                            random_state=0, device="cpu"),
+    "PrivateFGSM-paper": lambda: PrivateFGSM(colour_net(gain=600.0), objective="paper",
+                                             max_iter=5, random_state=0, device="cpu"),
+    "EdgeFool": _edgefool,
+    "EdgeFool-universal": lambda: _edgefool(mode="universal"),
+}
+
+
+def _state(est):
+    """Every attribute of ``est``, pickled (torch modules and tensors by value)."""
+    return {name: pickle.dumps(value) for name, value in vars(est).items()}
+
+
+@pytest.mark.parametrize("make", PROTECTORS.values(), ids=PROTECTORS.keys())
+def test_transform_leaves_the_fitted_state_unchanged(make):
+    X, _ = make_images(5, 12, bias=6)
+    est = make().fit(X)
+    before = _state(est)
+    out = est.transform(X)
+    assert _state(est) == before
+    out_d, diag = est.transform_with_diagnostics(X)
+    assert _state(est) == before
+    np.testing.assert_array_equal(out_d, out)
+    # One array per image, in input order.
+    assert diag and all(np.asarray(v).shape == (5,) for v in diag.values())
+
+
+@pytest.mark.parametrize("make", [PROTECTORS["ColorFool"], PROTECTORS["PrivateFGSM-paper"]],
+                         ids=["ColorFool", "PrivateFGSM-paper"])
+def test_random_draws_do_not_depend_on_the_batch_position(make):
+    # batch_size=1 isolates the random draws from the batch computation (whose
+    # layout-independence other tests check): each image's draws must come from
+    # random_state and the image, not from where it sits in X.
+    X, _ = make_images(8, 12, bias=6)
+    est = make().set_params(batch_size=1).fit(X)
+    perm = np.array([3, 0, 5, 1, 7, 2, 6, 4])
+    out, diag = est.transform_with_diagnostics(X)
+    out_p, diag_p = est.transform_with_diagnostics(X[perm])
+    np.testing.assert_array_equal(out_p, out[perm])
+    for name in diag:
+        np.testing.assert_array_equal(diag_p[name], diag[name][perm], err_msg=name)
+    # The same image twice gets the same draws; a subset gives the same images.
+    np.testing.assert_array_equal(est.transform(X[[2, 2]]), out[[2, 2]])
+    np.testing.assert_array_equal(est.transform(X[5:]), out[5:])
+    # ... while another random_state gives other draws.
+    assert not np.array_equal(est.set_params(random_state=1).transform(X), out)
+
+
+def test_pfgsm_topk_clip_binds_when_the_margin_is_out_of_reach():
+    # An unreachable margin keeps every image stepping for all max_iter steps, well
+    # beyond eps in 8-bit levels: only the L-inf clip keeps the output in the ball.
+    X, _ = make_images(6, 12, bias=6)
+    for eps, quantization in ((2 / 255, "round"), (3.5 / 255, "floor")):
+        pf = PrivateFGSM(colour_net(gain=600.0), eps=eps, k=1, margin=1e6, max_iter=12,
+                         quantization=quantization, random_state=0, device="cpu")
+        out, diag = fit_diagnose(pf, X)
+        np.testing.assert_array_equal(diag.n_iter, 12)
+        bound = int(np.floor(eps * 255))
+        change = np.abs(out.astype(int) - X.astype(int))
+        assert change.max() == bound  # the clip binds ...
+        assert (change == bound).mean() > 0.3  # ... on many pixels
+        # Float input: the same bound on the 8-bit grid.
+        out_f = pf.transform(X / 255.0)
+        assert np.abs(np.round(out_f * 255).astype(int) - X.astype(int)).max() <= bound
+
+
+@pytest.mark.parametrize("make", PROTECTORS.values(), ids=PROTECTORS.keys())
+def test_dtype_convention_float16_and_bad_input(make):
+    X, _ = make_images(4, 12, bias=6)
+    est = make().fit(X)
+    out_u8 = est.transform(X)
+    assert out_u8.dtype == np.uint8 and out_u8.shape == X.shape
+    # float16 (like float64) is a float convention: float32 out, on the 8-bit levels.
+    for dtype in (np.float16, np.float64):
+        out = est.transform((X / 255.0).astype(dtype))
+        assert out.dtype == np.float32 and out.shape == X.shape
+        levels = out * 255.0
+        np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)
+        assert 0.0 <= out.min() and out.max() <= 1.0
+    bad_nan = (X / 255.0).astype(np.float32)
+    bad_nan[1, 2, 3, 0] = np.nan
+    cases = [
+        (bad_nan, "NaN"),
+        (np.zeros((2, 12, 12, 4), np.uint8), r"\(n_images, height, width, 3\)"),
+        (X[0], r"\(n_images, height, width, 3\)"),
+        (X[:0], "empty"),
+        ([], "empty"),
+        (X.astype(np.int64), r"in \[0, 1\]"),
+        ([X[0], np.zeros((12, 12), np.uint8)], r"\(n_images, height, width, 3\)"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=message):
+            est.transform(bad)
+        with pytest.raises(ValueError, match=message):
+            make().fit(bad)
