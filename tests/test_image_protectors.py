@@ -85,7 +85,7 @@ def test_image_classifier_preprocessing_matches_manual_pipeline():
     net = colour_net()
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
     clf = ImageClassifier(net, input_size=(8, 6), mean=mean, std=std, device="cpu")
-    x = torch.rand(4, 3, 20, 18)
+    x = torch.rand(4, 3, 20, 18, generator=torch.Generator().manual_seed(0))
     resized = torch.nn.functional.interpolate(x, size=(8, 6), mode="bilinear", antialias=True)
     manual = net((resized - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
     np.testing.assert_allclose(clf.logits(x).detach().numpy(), manual.detach().numpy(), rtol=1e-5, atol=1e-5)
@@ -285,7 +285,7 @@ def test_colorfool_success_is_verified_on_the_saved_images():
 def conv_bn_net(gain=20.0):
     """colour_net with convolutions and batch norms in front (folded by ColorFool's
     scorer): logits = gain * (nearly) the mean colour."""
-    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)  # not the global RNG: tests stay independent
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3), torch.nn.ReLU(),
         torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1, bias=False),
@@ -298,10 +298,10 @@ def conv_bn_net(gain=20.0):
         net[3][0].weight.zero_()
         net[3][0].weight[:, :, 1, 1] = torch.eye(3)
         for bn in (net[1], net[3][1]):  # non-trivial running statistics
-            bn.running_mean.uniform_(-0.05, 0.05)
-            bn.running_var.uniform_(0.9, 1.1)
-            bn.weight.uniform_(0.9, 1.1)
-            bn.bias.uniform_(0.0, 0.05)
+            bn.running_mean.uniform_(-0.05, 0.05, generator=gen)
+            bn.running_var.uniform_(0.9, 1.1, generator=gen)
+            bn.weight.uniform_(0.9, 1.1, generator=gen)
+            bn.bias.uniform_(0.0, 0.05, generator=gen)
         net[6].weight.copy_(torch.eye(3) * gain)
         net[6].bias.zero_()
     return net.train()  # left in training mode: the scorer uses an eval copy
@@ -315,7 +315,7 @@ def test_colorfool_scorer_matches_the_classifier_and_leaves_it_untouched():
     scorer = _Scorer(clf)
     # Batch norms that follow a convolution are folded into it.
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in scorer.module.modules())
-    levels = torch.randint(0, 256, (40, 3, 12, 12)).float()
+    levels = torch.randint(0, 256, (40, 3, 12, 12), generator=torch.Generator().manual_seed(0)).float()
     np.testing.assert_array_equal(scorer(levels), clf.predict_indices(levels / 255.0))
     assert net.training and sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 2
 
