@@ -87,7 +87,7 @@ def image_seeds(images, random_state):
     base = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     seeds = []
     for img in images:
-        levels = np.round(np.asarray(img, dtype=np.float64) * 255.0).astype(np.uint8)
+        levels = np.round(np.asarray(img, dtype=np.float32) * np.float32(255.0)).astype(np.uint8)
         digest = hashlib.blake2b(levels.tobytes(), digest_size=8)
         digest.update(repr(levels.shape).encode())
         content = int.from_bytes(digest.digest(), "little")

@@ -332,8 +332,8 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
 
     Notes
     -----
-    Outputs keep the input's convention: uint8 in, uint8 out; float in, float32 out on
-    the 256 levels ``k / 255`` (rounded). A list of images of different sizes is
+    Outputs keep the input's convention: uint8 in, uint8 out; float in (float16,
+    float32 or float64), float32 out on the 256 levels ``k / 255`` (rounded). A list of images of different sizes is
     accepted (per-image mode, and universal transform) and returned as a list.
 
     The batched and sequential runs differ only by floating-point summation order

@@ -284,8 +284,11 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         """
         images, was_uint8 = self._transform_setup(X)
         n_images = len(images)
-        seeds = image_seeds(images, self.random_state)
-        u = np.array([np.random.default_rng(s).random() for s in seeds])
+        if self.objective == "paper":  # the only random part: the target draws
+            seeds = image_seeds(images, self.random_state)
+            u = np.array([np.random.default_rng(s).random() for s in seeds])
+        else:
+            u = np.zeros(n_images)
         outputs = {}
         success = np.zeros(n_images, dtype=bool)
         targets = np.zeros(n_images, dtype=np.int64)
