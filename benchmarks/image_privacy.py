@@ -422,19 +422,19 @@ def run_colorfool(rec, task, args, name, sequential, **options):
         return make_colorfool(clf, args, segmenter, **options, **kw).fit(task.X[:1])
 
     cf = make()
-    out, seconds = timed(lambda: cf.transform(task.X))
+    (out, diag), seconds = timed(lambda: cf.transform_with_diagnostics(task.X))
     log(f"  {name}: {len(out)} images in {seconds:.1f}s "
-        f"(in-loop success {cf.success_.mean():.3f}, median trials {np.median(cf.n_trials_):.0f})")
+        f"(in-loop success {diag.success.mean():.3f}, median trials {np.median(diag.n_trials):.0f})")
     rec.add(task.name, name, "transform_per_second", len(out) / seconds, n=len(out),
             variant="batched")
-    rec.add(task.name, name, "trials_mean", cf.n_trials_.mean(), std=cf.n_trials_.std(),
+    rec.add(task.name, name, "trials_mean", diag.n_trials.mean(), std=diag.n_trials.std(),
             n=len(out))
-    rec.rate(task.name, name, "success_rate_in_loop", cf.success_, np.ones(len(out), bool),
+    rec.rate(task.name, name, "success_rate_in_loop", diag.success, np.ones(len(out), bool),
              attacker=ATTACKED, mode="static", subset="correct")
     if options:
         # Share of images whose returned trial passed the whole robust test (the others
         # fell back to the paper's acceptance).
-        rec.rate(task.name, name, "robust_acceptance_rate", cf.robust_success_,
+        rec.rate(task.name, name, "robust_acceptance_rate", diag.robust_success,
                  np.ones(len(out), bool), attacker=ATTACKED, mode="static", subset="correct")
     if segmenter == "heuristic":
         # How much of the images the segmenter claims: the person region is never
@@ -448,14 +448,14 @@ def run_colorfool(rec, task, args, name, sequential, **options):
     if sequential and n_seq:
         sub = task.X[:n_seq]
         batched = make()
-        out_b, t_b, c_b = timed_both(lambda: batched.transform(sub))
+        (out_b, diag_b), t_b, c_b = timed_both(lambda: batched.transform_with_diagnostics(sub))
         seq = make(trial_batch_size=1, batch_size=1)
-        out_s, t_s, c_s = timed_both(lambda: seq.transform(sub))
+        (out_s, diag_s), t_s, c_s = timed_both(lambda: seq.transform_with_diagnostics(sub))
         same = np.all(out_b == out_s, axis=(1, 2, 3))
         log(f"  {name} sequential on {n_seq}: {t_s:.1f}s vs batched {t_b:.1f}s "
             f"(x{t_s / t_b:.1f}; CPU time {c_s:.1f}s vs {c_b:.1f}s, x{c_s / c_b:.1f}); "
             f"identical outputs {same.mean():.2f}")
-        _speed_records(rec, task.name, name, n_seq, t_b, t_s, batched.success_, seq.success_,
+        _speed_records(rec, task.name, name, n_seq, t_b, t_s, diag_b.success, diag_s.success,
                        same, unit="images", cpu=(c_b, c_s))
 
 
@@ -484,17 +484,17 @@ def run_pfgsm(rec, task, args, sequential):
         return make_pfgsm(clf, args, **kw).fit(task.X[:1])
 
     pf = make()
-    out, seconds = timed(lambda: pf.transform(task.X))
-    hit = clf.predict(out) == pf.target_
+    (out, diag), seconds = timed(lambda: pf.transform_with_diagnostics(task.X))
+    hit = clf.predict(out) == diag.target
     log(f"  {name} (objective={pf.objective}): {len(out)} images in {seconds:.1f}s "
-        f"(in-loop success {pf.success_.mean():.3f}, median steps {np.median(pf.n_iter_):.0f})")
+        f"(in-loop success {diag.success.mean():.3f}, median steps {np.median(diag.n_iter):.0f})")
     rec.add(task.name, name, "transform_per_second", len(out) / seconds, n=len(out),
             variant="batched", objective=pf.objective)
-    rec.add(task.name, name, "iterations_mean", pf.n_iter_.mean(), std=pf.n_iter_.std(),
+    rec.add(task.name, name, "iterations_mean", diag.n_iter.mean(), std=diag.n_iter.std(),
             n=len(out), objective=pf.objective)
-    rec.rate(task.name, name, "success_rate_in_loop", pf.success_, np.ones(len(out), bool),
+    rec.rate(task.name, name, "success_rate_in_loop", diag.success, np.ones(len(out), bool),
              attacker=ATTACKED, mode="static", subset="correct", objective=pf.objective)
-    if pf.objective == "paper":  # "topk" is untargeted: its target_ is the new top-1
+    if pf.objective == "paper":  # "topk" is untargeted: its target is the new top-1
         for subset, mask in (("correct", np.ones(len(out), bool)),
                              ("confident", task.confident)):
             rec.rate(task.name, name, "target_rate", hit, mask, attacker=ATTACKED,
@@ -531,17 +531,17 @@ def run_edgefool(rec, task, args, n_images, train_X, sequential):
 
     if n_images:
         ef = make(min_psnr=min_psnr, max_grad_norm=max_grad_norm).fit(task.X[:1])
-        out, seconds = timed(lambda: ef.transform(task.X[idx]))
+        (out, diag), seconds = timed(lambda: ef.transform_with_diagnostics(task.X[idx]))
         log(f"  {name}: {n_images} images in {seconds:.1f}s (in-loop success "
-            f"{ef.success_.mean():.3f}, steps {np.median(ef.n_iter_):.0f} median, "
-            f"{(ef.n_iter_ >= args.edgefool_max_iter).sum()} at max_iter)")
+            f"{diag.success.mean():.3f}, steps {np.median(diag.n_iter):.0f} median, "
+            f"{(diag.n_iter >= args.edgefool_max_iter).sum()} at max_iter)")
         rec.add(task.name, name, "transform_per_second", n_images / seconds, n=n_images,
                 variant="batched", max_iter=args.edgefool_max_iter, **extra)
-        rec.add(task.name, name, "iterations_mean", ef.n_iter_.mean(), std=ef.n_iter_.std(),
+        rec.add(task.name, name, "iterations_mean", diag.n_iter.mean(), std=diag.n_iter.std(),
                 n=n_images, max_iter=args.edgefool_max_iter, **extra)
-        rec.add(task.name, name, "seconds_per_image_step", seconds / max(ef.n_iter_.sum(), 1),
+        rec.add(task.name, name, "seconds_per_image_step", seconds / max(diag.n_iter.sum(), 1),
                 n=n_images, max_iter=args.edgefool_max_iter, **extra)
-        rec.rate(task.name, name, "success_rate_in_loop", ef.success_,
+        rec.rate(task.name, name, "success_rate_in_loop", diag.success,
                  np.ones(n_images, bool), attacker=ATTACKED, mode="static", subset="correct",
                  max_iter=args.edgefool_max_iter, **extra)
         psnr_values = evaluate(rec, task, name, out, idx, max_iter=args.edgefool_max_iter, **extra)
@@ -555,15 +555,15 @@ def run_edgefool(rec, task, args, n_images, train_X, sequential):
         # (The paper's stopping test, switched off by the tiny MSE threshold; without the
         # fidelity budget, whose test is "misclassified" alone.)
         batched = make(max_iter=steps, mse_threshold=1e-30, batch_size=n_seq).fit(sub[:1])
-        out_b, t_b, c_b = timed_both(lambda: batched.transform(sub))
+        (out_b, diag_b), t_b, c_b = timed_both(lambda: batched.transform_with_diagnostics(sub))
         seq = make(max_iter=steps, mse_threshold=1e-30, batch_size=1).fit(sub[:1])
-        out_s, t_s, c_s = timed_both(lambda: seq.transform(sub))
+        (out_s, diag_s), t_s, c_s = timed_both(lambda: seq.transform_with_diagnostics(sub))
         same = np.all(out_b == out_s, axis=(1, 2, 3))
         max_diff = int(np.abs(out_b.astype(int) - out_s.astype(int)).max())
         log(f"  {name} sequential on {n_seq} x {steps} steps: {t_s:.1f}s vs batched "
             f"{t_b:.1f}s (x{t_s / t_b:.1f}); identical outputs {same.mean():.2f}, "
             f"max difference {max_diff} levels")
-        _speed_records(rec, task.name, name, n_seq, t_b, t_s, batched.success_, seq.success_,
+        _speed_records(rec, task.name, name, n_seq, t_b, t_s, diag_b.success, diag_s.success,
                        same, unit="images (fixed steps)", cpu=(c_b, c_s))
         rec.add(task.name, name, "sequential_max_level_difference", max_diff, n=n_seq,
                 steps=steps)
@@ -571,10 +571,10 @@ def run_edgefool(rec, task, args, n_images, train_X, sequential):
         uname = "EdgeFool-universal"
         n_fit = min(args.n_edgefool_universal_train, len(train_X))
         uni, fit_s = timed(lambda: fit_universal_edgefool(clf, args, train_X))
-        out, seconds = timed(lambda: uni.transform(task.X))
+        (out, diag), seconds = timed(lambda: uni.transform_with_diagnostics(task.X))
         log(f"  {uname}: fitted on {n_fit} training images, {uni.n_iter_} steps in "
             f"{fit_s:.1f}s; {len(out)} images in {seconds:.2f}s (in-loop success "
-            f"{uni.success_.mean():.3f})")
+            f"{diag.success.mean():.3f})")
         rec.add(task.name, uname, "fit_seconds", fit_s, n=n_fit, steps=int(uni.n_iter_))
         rec.add(task.name, uname, "transform_per_second", len(out) / seconds, n=len(out),
                 variant="batched")
@@ -651,10 +651,11 @@ def run_adaptive(rec, name, args, models, Xtr, ytr, Xpool, ypool, attribute):
         protector, fit_s = timed(lambda: fit_protector(method, models[ATTACKED], args, Xtr))
         protected, total = {}, fit_s
         for part, X in (("adaptive_train", Xa), ("adaptive_test", Xt)):
-            protected[part], seconds = timed(partial(protector.transform, X))
+            (protected[part], diag), seconds = timed(
+                partial(protector.transform_with_diagnostics, X))
             total += seconds
             # What the protector reached on each set (in its loop), for context.
-            rec.rate(name, method, "success_rate_in_loop", np.asarray(protector.success_),
+            rec.rate(name, method, "success_rate_in_loop", np.asarray(diag.success),
                      np.ones(len(X), bool), attacker=ATTACKED, mode="static", subset=part,
                      seconds=seconds)
         log(f"  adaptive: {method} protected {n_tr} + {n_te} images in {total:.0f}s")
@@ -917,7 +918,7 @@ def adaptive_section(rec, datasets, args):
         "chance) / (1 - chance), clipped at 0, on the binary attribute crediting a "
         "systematically flipped attacker. *Fooled*: the share of the test images on which "
         "the protector reached its goal against the attacked classifier (its own "
-        "`success_`). The per-image EdgeFool and the ColorFool-robust "
+        "`success` diagnostic). The per-image EdgeFool and the ColorFool-robust "
         "variants are left out: protecting the attacker's training images one image at a "
         "time costs hours on this CPU.",
         "",
@@ -1223,10 +1224,11 @@ def default_notes(args):
         "`success_rate` with `mode=static` is the attacked classifier itself (trained on "
         "clean images, tested on protected ones); `mode=transfer` are the unseen "
         "architectures. `success_rate_in_loop` is what the protector itself reported "
-        "(`success_`), for comparison with the figure measured afterwards.",
+        "(the `success` of `transform_with_diagnostics`), for comparison with the figure "
+        "measured afterwards.",
         "P-FGSM runs with its default `objective=\"topk\"` (push the true class out of "
         "the top-5 by a logit margin of 1; beyond the paper); `success_rate_in_loop` is "
-        "its own `success_` (out of the top-k on the uint8 image). With "
+        "its own `success` diagnostic (out of the top-k on the uint8 image). With "
         "`objective=\"paper\"`, `target_rate` = share classified as the drawn target "
         "class. `success_rate` = the true class left the top-1. With 2 classes (UTKFace) "
         "top-3/5 are undefined and left out.",

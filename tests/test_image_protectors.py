@@ -66,6 +66,11 @@ class MeanColourClassifier(ClassifierMixin, BaseEstimator):
         return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), lin)
 
 
+def fit_diagnose(protector, X, **fit_params):
+    """fit, then transform_with_diagnostics: the protected images and the diagnostics."""
+    return protector.fit(X, **fit_params).transform_with_diagnostics(X)
+
+
 def make_images(n=12, size=16, seed=0, bias=100):
     """uint8 images whose dominant channel is the class (k = i % 3), by ``bias`` levels."""
     rng = np.random.default_rng(seed)
@@ -80,7 +85,7 @@ def test_image_classifier_preprocessing_matches_manual_pipeline():
     net = colour_net()
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
     clf = ImageClassifier(net, input_size=(8, 6), mean=mean, std=std, device="cpu")
-    x = torch.rand(4, 3, 20, 18)
+    x = torch.rand(4, 3, 20, 18, generator=torch.Generator().manual_seed(0))
     resized = torch.nn.functional.interpolate(x, size=(8, 6), mode="bilinear", antialias=True)
     manual = net((resized - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
     np.testing.assert_allclose(clf.logits(x).detach().numpy(), manual.detach().numpy(), rtol=1e-5, atol=1e-5)
@@ -249,7 +254,8 @@ def test_colorfool_batched_trials_equal_the_sequential_loop():
             clf, segmenter="heuristic", n_trials=120, trial_batch_size=trial_batch_size,
             batch_size=batch_size, random_state=3, device="cpu",
         )
-        runs.append((cf.fit_transform(X), cf.n_trials_.copy(), cf.success_.copy()))
+        out, diag = fit_diagnose(cf, X)
+        runs.append((out, diag.n_trials, diag.success))
     out0, n0, s0 = runs[0]
     assert n0.min() > 1 and len(np.unique(n0)) > 2  # a real search happened
     for out, n, s in runs[1:]:
@@ -262,11 +268,11 @@ def test_colorfool_success_is_verified_on_the_saved_images():
     X, _ = make_images(9, 24)
     cf = ColorFool(ImageClassifier(colour_net(), input_size=8, device="cpu"), segmenter=None,
                    n_trials=150, random_state=0, device="cpu")
-    out = cf.fit_transform(X)
+    out, diag = fit_diagnose(cf, X)
     assert out.dtype == np.uint8 and out.shape == X.shape
-    assert cf.success_.all()
+    assert diag.success.all()
     # Success = the deployed classifier's label on the saved uint8 image changed.
-    np.testing.assert_array_equal(cf.classifier_.predict(out) != cf.classifier_.predict(X), cf.success_)
+    np.testing.assert_array_equal(cf.classifier_.predict(out) != cf.classifier_.predict(X), diag.success)
     # L* is kept (up to 8-bit quantisation and gamut clipping).
     dL = np.abs(rgb_to_lab_array(out)[..., 0] - rgb_to_lab_array(X)[..., 0])
     assert np.median(dL) < 0.5
@@ -279,7 +285,7 @@ def test_colorfool_success_is_verified_on_the_saved_images():
 def conv_bn_net(gain=20.0):
     """colour_net with convolutions and batch norms in front (folded by ColorFool's
     scorer): logits = gain * (nearly) the mean colour."""
-    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)  # not the global RNG: tests stay independent
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 3, 1), torch.nn.BatchNorm2d(3), torch.nn.ReLU(),
         torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1, bias=False),
@@ -292,10 +298,10 @@ def conv_bn_net(gain=20.0):
         net[3][0].weight.zero_()
         net[3][0].weight[:, :, 1, 1] = torch.eye(3)
         for bn in (net[1], net[3][1]):  # non-trivial running statistics
-            bn.running_mean.uniform_(-0.05, 0.05)
-            bn.running_var.uniform_(0.9, 1.1)
-            bn.weight.uniform_(0.9, 1.1)
-            bn.bias.uniform_(0.0, 0.05)
+            bn.running_mean.uniform_(-0.05, 0.05, generator=gen)
+            bn.running_var.uniform_(0.9, 1.1, generator=gen)
+            bn.weight.uniform_(0.9, 1.1, generator=gen)
+            bn.bias.uniform_(0.0, 0.05, generator=gen)
         net[6].weight.copy_(torch.eye(3) * gain)
         net[6].bias.zero_()
     return net.train()  # left in training mode: the scorer uses an eval copy
@@ -309,7 +315,7 @@ def test_colorfool_scorer_matches_the_classifier_and_leaves_it_untouched():
     scorer = _Scorer(clf)
     # Batch norms that follow a convolution are folded into it.
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in scorer.module.modules())
-    levels = torch.randint(0, 256, (40, 3, 12, 12)).float()
+    levels = torch.randint(0, 256, (40, 3, 12, 12), generator=torch.Generator().manual_seed(0)).float()
     np.testing.assert_array_equal(scorer(levels), clf.predict_indices(levels / 255.0))
     assert net.training and sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 2
 
@@ -331,7 +337,8 @@ def test_colorfool_search_at_full_resolution_equals_the_sequential_loop():
         cf = ColorFool(clf, segmenter="heuristic", n_trials=200,
                        trial_batch_size=trial_batch_size, batch_size=batch_size,
                        random_state=0, device="cpu")
-        runs.append((cf.fit_transform(X), cf.n_trials_.copy(), cf.success_.copy()))
+        out, diag = fit_diagnose(cf, X)
+        runs.append((out, diag.n_trials, diag.success))
     out0, n0, s0 = runs[0]
     assert s0.any() and len(np.unique(n0)) > 2
     np.testing.assert_array_equal(clf.predict_indices(out0) != clf.predict_indices(X), s0)
@@ -388,20 +395,26 @@ def test_colorfool_failure_modes_and_given_labels():
         blind[2].weight.zero_()
         blind[2].bias.copy_(torch.tensor([1.0, 0.0, 0.0]))  # always class 0
     cf = ColorFool(blind, segmenter=None, n_trials=5, on_failure="original", random_state=0, device="cpu")
-    np.testing.assert_array_equal(cf.fit_transform(X), X)
-    assert not cf.success_.any() and (cf.n_trials_ == 0).all()
+    out, diag = fit_diagnose(cf, X)
+    np.testing.assert_array_equal(out, X)
+    assert not diag.success.any() and (diag.n_trials == 0).all()
     cf.set_params(on_failure="strongest")
-    out = cf.fit_transform(X)
-    assert not cf.success_.any() and (cf.n_trials_ == 5).all() and not np.array_equal(out, X)
+    out, diag = fit_diagnose(cf, X)
+    assert not diag.success.any() and (diag.n_trials == 5).all() and not np.array_equal(out, X)
 
     # Given labels: a label the classifier does not predict is "changed" at once.
     cf = ColorFool(colour_net(), segmenter=None, n_trials=50, label_source="given", random_state=0, device="cpu")
-    cf.fit_transform(X, sensitive_features=(y + 1) % 3)
-    assert cf.success_.all() and (cf.n_trials_ == 1).all()
-    cf.fit_transform(X, sensitive_features=y)  # the true (= predicted) labels: a real search
-    assert cf.n_trials_.min() > 1
+    out = cf.fit_transform(X, sensitive_features=(y + 1) % 3)
+    out_d, diag = cf.transform_with_diagnostics(X, sensitive_features=(y + 1) % 3)
+    np.testing.assert_array_equal(out_d, out)
+    assert diag.success.all() and (diag.n_trials == 1).all()
+    # The true (= predicted) labels: a real search.
+    _, diag = cf.transform_with_diagnostics(X, sensitive_features=y)
+    assert diag.n_trials.min() > 1
     with pytest.raises(ValueError, match="fit_transform"):
         cf.transform(X)
+    with pytest.raises(ValueError, match="sensitive_features: expected 4 labels"):
+        cf.transform_with_diagnostics(X, sensitive_features=y[:3])
 
 
 def test_colorfool_dtypes_lists_and_pickle():
@@ -411,9 +424,9 @@ def test_colorfool_dtypes_lists_and_pickle():
     assert out_f.dtype == np.float32
     np.testing.assert_allclose(out_f * 255, np.round(out_f * 255), atol=1e-3)  # on the 8-bit grid
     images = [X[0], X[1, :12, :10], X[2, :9]]
-    out = cf.transform(images)
+    out, diag = cf.transform_with_diagnostics(images)
     assert isinstance(out, list) and [o.shape for o in out] == [i.shape for i in images]
-    assert all(o.dtype == np.uint8 for o in out) and cf.success_.shape == (3,)
+    assert all(o.dtype == np.uint8 for o in out) and diag.success.shape == (3,)
     restored = pickle.loads(pickle.dumps(cf))
     for a, b in zip(restored.transform(images), out):
         np.testing.assert_array_equal(a, b)
@@ -443,12 +456,13 @@ def test_colorfool_robust_acceptance_holds_under_the_transforms():
     X, _ = make_images(10, 16, bias=60)
     clf = ImageClassifier(conv_bn_net(), input_size=8, device="cpu")
     paper = ColorFool(clf, segmenter="heuristic", n_trials=300, random_state=0, device="cpu")
-    out_paper = paper.fit_transform(X)
+    out_paper, paper_diag = fit_diagnose(paper, X)
     # Empty options are the paper's algorithm: same images, trials and success.
     same = ColorFool(clf, segmenter="heuristic", n_trials=300, random_state=0, device="cpu",
                      robust_transforms=[], ensemble=[])
-    np.testing.assert_array_equal(same.fit_transform(X), out_paper)
-    np.testing.assert_array_equal(same.n_trials_, paper.n_trials_)
+    out_same, same_diag = fit_diagnose(same, X)
+    np.testing.assert_array_equal(out_same, out_paper)
+    np.testing.assert_array_equal(same_diag.n_trials, paper_diag.n_trials)
     # An identity transform accepts exactly the paper's trials.
     ident = ColorFool(clf, segmenter="heuristic", n_trials=300, random_state=0, device="cpu",
                       robust_transforms=[lambda levels: levels])
@@ -460,7 +474,8 @@ def test_colorfool_robust_acceptance_holds_under_the_transforms():
         cf = ColorFool(clf, segmenter="heuristic", n_trials=300, robust_transforms=names,
                        trial_batch_size=trial_batch_size, batch_size=batch_size,
                        random_state=0, device="cpu")
-        runs.append((cf.fit_transform(X), cf.n_trials_.copy(), cf.success_.copy()))
+        out, diag = fit_diagnose(cf, X)
+        runs.append((out, diag.n_trials, diag.success))
     (out, n_used, ok), (out_b, n_b, ok_b) = runs
     # Batching does not change the result (the first accepted trial is kept).
     np.testing.assert_array_equal(out_b, out)
@@ -469,7 +484,7 @@ def test_colorfool_robust_acceptance_holds_under_the_transforms():
     assert ok.sum() >= 5
     # Same random stream, stricter test: never an earlier trial than the paper's, and
     # later ones on some images.
-    assert np.all(n_used[ok] >= paper.n_trials_[ok]) and np.any(n_used > paper.n_trials_)
+    assert np.all(n_used[ok] >= paper_diag.n_trials[ok]) and np.any(n_used > paper_diag.n_trials)
     # Accepted images fool the classifier on the image and on each transformed copy.
     labels = clf.predict_indices(X)
     for name in [None] + names:
@@ -482,34 +497,35 @@ def test_colorfool_robust_acceptance_holds_under_the_transforms():
         blind[2].bias.copy_(torch.tensor([1.0, 0.0, 0.0]))
     undo = ColorFool(clf, segmenter=None, n_trials=20, random_state=0, device="cpu",
                      robust_transforms=["flip"], ensemble=[blind])
-    undo.fit_transform(X[:2])
-    assert not undo.success_.any() and (undo.n_trials_ == 20).all()
+    _, diag = fit_diagnose(undo, X[:2])
+    assert not diag.success.any() and (diag.n_trials == 20).all()
     undo = ColorFool(clf, segmenter="heuristic", n_trials=300, random_state=0, device="cpu",
                      on_failure="paper", batch_size=4, ensemble=[blind])
-    np.testing.assert_array_equal(undo.fit_transform(X), out_paper)
-    np.testing.assert_array_equal(undo.success_, paper.success_)
-    np.testing.assert_array_equal(undo.n_trials_, paper.n_trials_)
-    assert not undo.robust_success_.any()
+    out_undo, diag = fit_diagnose(undo, X)
+    np.testing.assert_array_equal(out_undo, out_paper)
+    np.testing.assert_array_equal(diag.success, paper_diag.success)
+    np.testing.assert_array_equal(diag.n_trials, paper_diag.n_trials)
+    assert not diag.robust_success.any()
     # Only the images without a robust trial fall back (searching at a lower resolution
     # than the image's, or at the image's own).
-    for images, n_trials in ((X, 60), (X[:, ::2, ::2], 30)):
+    for images, n_trials in ((X, 20), (X[:, ::2, ::2], 20)):
         mixed = ColorFool(clf, segmenter="heuristic", n_trials=n_trials, robust_transforms=names,
                           on_failure="paper", random_state=0, device="cpu")
-        out_mixed = mixed.fit_transform(images)
+        out_mixed, mixed_diag = fit_diagnose(mixed, images)
         short = ColorFool(clf, segmenter="heuristic", n_trials=n_trials, random_state=0,
                           device="cpu")
-        out_short = short.fit_transform(images)
+        out_short, short_diag = fit_diagnose(short, images)
         strict = ColorFool(clf, segmenter="heuristic", n_trials=n_trials, robust_transforms=names,
                            random_state=0, device="cpu")
-        out_strict = strict.fit_transform(images)
-        rob = mixed.robust_success_
+        out_strict, strict_diag = fit_diagnose(strict, images)
+        rob = mixed_diag.robust_success
         assert rob.any() and not rob.all()
-        np.testing.assert_array_equal(rob, strict.success_)
+        np.testing.assert_array_equal(rob, strict_diag.success)
         np.testing.assert_array_equal(out_mixed[rob], out_strict[rob])
-        np.testing.assert_array_equal(mixed.n_trials_[rob], strict.n_trials_[rob])
+        np.testing.assert_array_equal(mixed_diag.n_trials[rob], strict_diag.n_trials[rob])
         np.testing.assert_array_equal(out_mixed[~rob], out_short[~rob])
-        np.testing.assert_array_equal(mixed.n_trials_[~rob], short.n_trials_[~rob])
-        np.testing.assert_array_equal(mixed.success_, rob | short.success_)
+        np.testing.assert_array_equal(mixed_diag.n_trials[~rob], short_diag.n_trials[~rob])
+        np.testing.assert_array_equal(mixed_diag.success, rob | short_diag.success)
     with pytest.raises(ValueError, match="unknown robust transform"):
         ColorFool(clf, robust_transforms=["rotate"], device="cpu").fit(X)
 
@@ -518,7 +534,7 @@ def test_colorfool_ensemble_must_all_be_fooled():
     X, _ = make_images(10, 16, bias=60)
     clf = ImageClassifier(conv_bn_net(), input_size=8, device="cpu")
     paper = ColorFool(clf, segmenter=None, n_trials=300, random_state=0, device="cpu")
-    out_paper = paper.fit_transform(X)
+    out_paper, paper_diag = fit_diagnose(paper, X)
     # A copy of the attacked classifier as the only member changes nothing.
     twin = ColorFool(clf, segmenter=None, n_trials=300, random_state=0, device="cpu",
                      ensemble=[conv_bn_net()])
@@ -529,11 +545,11 @@ def test_colorfool_ensemble_must_all_be_fooled():
         other[2].weight.copy_(torch.eye(3)[[1, 0, 2]] * 20.0)
     cf = ColorFool(clf, segmenter=None, n_trials=300, random_state=0, device="cpu",
                    ensemble=[other])
-    out = cf.fit_transform(X)
+    out, diag = fit_diagnose(cf, X)
     assert len(cf.ensemble_) == 1 and isinstance(cf.ensemble_[0], ImageClassifier)
     member = cf.ensemble_[0]
-    ok = cf.success_
-    assert ok.sum() >= 5 and np.all(cf.n_trials_[ok] >= paper.n_trials_[ok])
+    ok = diag.success
+    assert ok.sum() >= 5 and np.all(diag.n_trials[ok] >= paper_diag.n_trials[ok])
     assert _judged(clf, out[ok], clf.predict_indices(X[ok])).all()
     assert _judged(member, out[ok], member.predict_indices(X[ok])).all()
     # A member that never changes its mind blocks every trial.
@@ -542,8 +558,9 @@ def test_colorfool_ensemble_must_all_be_fooled():
         blind[2].weight.zero_()
         blind[2].bias.copy_(torch.tensor([1.0, 0.0, 0.0]))
     cf.set_params(ensemble=[blind], n_trials=10, on_failure="original")
-    np.testing.assert_array_equal(cf.fit_transform(X), X)
-    assert not cf.success_.any()
+    out, diag = fit_diagnose(cf, X)
+    np.testing.assert_array_equal(out, X)
+    assert not diag.success.any()
 
 
 def test_colorfool_ensemble_members_are_trained_as_surrogates_in_fit():
@@ -552,14 +569,14 @@ def test_colorfool_ensemble_members_are_trained_as_surrogates_in_fit():
     cf = ColorFool(MeanColourClassifier(), segmenter=None, n_trials=60, random_state=0,
                    device="cpu", ensemble=[est, MeanColourClassifier(C=0.5)],
                    robust_transforms="median")
-    out = cf.fit(X, sensitive_features=secret).transform(X)
+    out, diag = fit_diagnose(cf, X, sensitive_features=secret)
     assert not hasattr(est, "classes_")  # cloned, not fitted
     assert len(cf.ensemble_) == 2
     for member in [cf.classifier_] + cf.ensemble_:
         assert member.classes_ is not None
         fooled = member.predict(out) != member.predict(X)
-        assert np.all(fooled[cf.success_])
-    assert cf.success_.mean() > 0.5
+        assert np.all(fooled[diag.success])
+    assert diag.success.mean() > 0.5
     with pytest.raises(ValueError, match="sensitive_features"):
         ColorFool(colour_net(), ensemble=[MeanColourClassifier()], device="cpu").fit(X)
 
@@ -582,18 +599,18 @@ def test_pfgsm_bound_holds_on_uint8_and_success_is_verified():
     X, y = make_images(10, 16, bias=6)  # small margins: reachable within eps
     net = colour_net(gain=600.0)
     pf = PrivateFGSM(net, eps=6.5 / 255, objective="paper", random_state=0, device="cpu")
-    out = pf.fit_transform(X)
+    out, diag = fit_diagnose(pf, X)
     assert out.dtype == np.uint8
     assert np.abs(out.astype(int) - X.astype(int)).max() <= 6  # floor(6.5)
     clf = pf.classifier_
     clean = clf.predict(X)
-    assert (pf.target_ != clean).all()
-    np.testing.assert_array_equal(clf.predict(out) == pf.target_, pf.success_)
-    assert pf.success_.mean() >= 0.5
-    assert (pf.n_iter_[pf.success_] < pf.max_iter).all()  # stopped once p(target) > sigma
-    assert topk_out_rate(net, out, y, k=1) >= pf.success_.mean()
-    np.testing.assert_array_equal(pf.private_, clean)
-    assert topk_out_rate(net, out, y, k=1) == (pf.rank_ >= 1).mean()
+    assert (diag.target != clean).all()
+    np.testing.assert_array_equal(clf.predict(out) == diag.target, diag.success)
+    assert diag.success.mean() >= 0.5
+    assert (diag.n_iter[diag.success] < pf.max_iter).all()  # stopped once p(target) > sigma
+    assert topk_out_rate(net, out, y, k=1) >= diag.success.mean()
+    np.testing.assert_array_equal(diag.private, clean)
+    assert topk_out_rate(net, out, y, k=1) == (diag.rank >= 1).mean()
     # Float input: the bound holds on the 8-bit grid too.
     out_f = pf.transform(X / 255.0)
     assert out_f.dtype == np.float32
@@ -607,8 +624,9 @@ def test_pfgsm_chunking_zero_iterations_and_black_box_refusal():
     pf = PrivateFGSM(net, batch_size=6, random_state=0, device="cpu")
     np.testing.assert_array_equal(pf.fit_transform(X), a)
     pf.set_params(max_iter=0)
-    np.testing.assert_array_equal(pf.fit_transform(X), X)
-    assert (pf.n_iter_ == 0).all() and not pf.success_.any()
+    out, diag = fit_diagnose(pf, X)
+    np.testing.assert_array_equal(out, X)
+    assert (diag.n_iter == 0).all() and not diag.success.any()
     black_box = make_pipeline(FunctionTransformer(mean_colour), LogisticRegression()).fit(X, np.arange(6) % 3)
     with pytest.raises(ValueError, match="white-box"):
         PrivateFGSM(black_box).fit(X)
@@ -635,26 +653,26 @@ def test_pfgsm_topk_objective_hides_the_class_where_the_far_target_fails():
     X, y = make_images(12, 16, bias=10)
     net = far_class_net()
     paper = PrivateFGSM(net, objective="paper", max_iter=30, random_state=0, device="cpu")
-    out_paper = paper.fit_transform(X)
-    assert (paper.n_iter_ == 30).all() and not paper.success_.any()
+    out_paper, paper_diag = fit_diagnose(paper, X)
+    assert (paper_diag.n_iter == 30).all() and not paper_diag.success.any()
     assert topk_out_rate(net, out_paper, y, k=1) < 0.5
     pf = PrivateFGSM(net, k=2, margin=0.0, max_iter=30, random_state=0, device="cpu")
     assert pf.objective == "topk"  # the default
-    out = pf.fit_transform(X)
+    out, diag = fit_diagnose(pf, X)
     assert np.abs(out.astype(int) - X.astype(int)).max() <= 8
-    np.testing.assert_array_equal(pf.private_, y)
+    np.testing.assert_array_equal(diag.private, y)
     assert topk_out_rate(net, out, y, k=2) == 1.0
-    assert pf.success_.all() and (pf.rank_ >= 2).all()
-    assert (pf.n_iter_ < 30).all()  # early stop: done images leave the batch
-    # rank_ and target_ are measured on the returned uint8 images.
+    assert diag.success.all() and (diag.rank >= 2).all()
+    assert (diag.n_iter < 30).all()  # early stop: done images leave the batch
+    # rank and target are measured on the returned uint8 images.
     scores = pf.classifier_.decision_function(out)
-    np.testing.assert_array_equal(pf.target_, scores.argmax(axis=1))
+    np.testing.assert_array_equal(diag.target, scores.argmax(axis=1))
     true_score = scores[np.arange(len(y)), y]
-    np.testing.assert_array_equal(pf.rank_, (scores > true_score[:, None]).sum(axis=1))
+    np.testing.assert_array_equal(diag.rank, (scores > true_score[:, None]).sum(axis=1))
     # k is capped at n_classes - 1; the margin is met on the saved images.
     pf.set_params(k=10, margin=0.0)
-    pf.transform(X)
-    assert (pf.success_ == (pf.rank_ >= 4)).all()
+    _, diag = pf.transform_with_diagnostics(X)
+    assert (diag.success == (diag.rank >= 4)).all()
 
 
 def test_pfgsm_topk_searches_on_the_8bit_grid():
@@ -665,13 +683,13 @@ def test_pfgsm_topk_searches_on_the_8bit_grid():
     net = far_class_net()
     pf = PrivateFGSM(net, k=1, eps=4 / 255, step_size=0.3 / 255, max_iter=20, margin=0.0,
                      random_state=0, device="cpu")
-    out = pf.fit_transform(Xf)
+    out, diag = fit_diagnose(pf, Xf)
     assert out.dtype == np.float32
     levels = out * 255
     np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)
     assert np.abs(np.round(levels) - np.round(Xf * 255)).max() <= 4
     # The hidden class is the clean top-1 (here not always the dominant colour y).
-    assert pf.success_.all() and topk_out_rate(net, out, pf.private_, k=1) == 1.0
+    assert diag.success.all() and topk_out_rate(net, out, diag.private, k=1) == 1.0
     with pytest.raises(ValueError):
         PrivateFGSM(net, objective="bogus").fit(X)
 
@@ -703,7 +721,8 @@ def test_unfitted_classifier_is_trained_as_a_surrogate_in_fit():
     surrogate = cf.classifier_.classifier
     assert cf.classifier_.kind == "torch_model" and surrogate is not est
     assert (surrogate.predict(X) == secret).mean() > 0.9
-    assert cf.transform(X).shape == X.shape and cf.success_.mean() > 0.5
+    out, diag = cf.transform_with_diagnostics(X)
+    assert out.shape == X.shape and diag.success.mean() > 0.5
     with pytest.raises(ValueError, match="sensitive_features"):
         ColorFool(MeanColourClassifier(), device="cpu").fit(X)
     # A fitted classifier is only validated: the very object is attacked.
@@ -772,3 +791,112 @@ def test_scikit_learn_contract_on_images(Protector, bad):
     out = est.transform(X)
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(restored.transform(X), out)
+
+
+# -- the transform contract of the three attacks ---------------------------------------
+def _edgefool(**params):
+    from sklearn_privacy.image import EdgeFool
+
+    return EdgeFool(colour_net(gain=600.0), max_iter=3, n_channels=4, batch_size=4,
+                    random_state=0, device="cpu", **params)
+
+
+PROTECTORS = {
+    "ColorFool": lambda: ColorFool(colour_net(), segmenter="heuristic", n_trials=30,
+                                   random_state=0, device="cpu"),
+    "PrivateFGSM-topk": lambda: PrivateFGSM(colour_net(gain=600.0), max_iter=5,
+                                            random_state=0, device="cpu"),
+    "PrivateFGSM-paper": lambda: PrivateFGSM(colour_net(gain=600.0), objective="paper",
+                                             max_iter=5, random_state=0, device="cpu"),
+    "EdgeFool": _edgefool,
+    "EdgeFool-universal": lambda: _edgefool(mode="universal"),
+}
+
+
+def _state(est):
+    """Every attribute of ``est``, pickled (torch modules and tensors by value)."""
+    return {name: pickle.dumps(value) for name, value in vars(est).items()}
+
+
+@pytest.mark.parametrize("make", PROTECTORS.values(), ids=PROTECTORS.keys())
+def test_transform_leaves_the_fitted_state_unchanged(make):
+    X, _ = make_images(5, 12, bias=6)
+    est = make().fit(X)
+    before = _state(est)
+    out = est.transform(X)
+    assert _state(est) == before
+    out_d, diag = est.transform_with_diagnostics(X)
+    assert _state(est) == before
+    np.testing.assert_array_equal(out_d, out)
+    # One array per image, in input order.
+    assert diag and all(np.asarray(v).shape == (5,) for v in diag.values())
+
+
+@pytest.mark.parametrize("make", [PROTECTORS["ColorFool"], PROTECTORS["PrivateFGSM-paper"]],
+                         ids=["ColorFool", "PrivateFGSM-paper"])
+def test_random_draws_do_not_depend_on_the_batch_position(make):
+    # batch_size=1 isolates the random draws from the batch computation (whose
+    # layout-independence other tests check): each image's draws must come from
+    # random_state and the image, not from where it sits in X.
+    X, _ = make_images(8, 12, bias=6)
+    est = make().set_params(batch_size=1).fit(X)
+    perm = np.array([3, 0, 5, 1, 7, 2, 6, 4])
+    out, diag = est.transform_with_diagnostics(X)
+    out_p, diag_p = est.transform_with_diagnostics(X[perm])
+    np.testing.assert_array_equal(out_p, out[perm])
+    for name in diag:
+        np.testing.assert_array_equal(diag_p[name], diag[name][perm], err_msg=name)
+    # The same image twice gets the same draws; a subset gives the same images.
+    np.testing.assert_array_equal(est.transform(X[[2, 2]]), out[[2, 2]])
+    np.testing.assert_array_equal(est.transform(X[5:]), out[5:])
+    # ... while another random_state gives other draws.
+    assert not np.array_equal(est.set_params(random_state=1).transform(X), out)
+
+
+def test_pfgsm_topk_clip_binds_when_the_margin_is_out_of_reach():
+    # An unreachable margin keeps every image stepping for all max_iter steps, well
+    # beyond eps in 8-bit levels: only the L-inf clip keeps the output in the ball.
+    X, _ = make_images(6, 12, bias=6)
+    for eps, quantization in ((2 / 255, "round"), (3.5 / 255, "floor")):
+        pf = PrivateFGSM(colour_net(gain=600.0), eps=eps, k=1, margin=1e6, max_iter=12,
+                         quantization=quantization, random_state=0, device="cpu")
+        out, diag = fit_diagnose(pf, X)
+        np.testing.assert_array_equal(diag.n_iter, 12)
+        bound = int(np.floor(eps * 255))
+        change = np.abs(out.astype(int) - X.astype(int))
+        assert change.max() == bound  # the clip binds ...
+        assert (change == bound).mean() > 0.3  # ... on many pixels
+        # Float input: the same bound on the 8-bit grid.
+        out_f = pf.transform(X / 255.0)
+        assert np.abs(np.round(out_f * 255).astype(int) - X.astype(int)).max() <= bound
+
+
+@pytest.mark.parametrize("make", PROTECTORS.values(), ids=PROTECTORS.keys())
+def test_dtype_convention_float16_and_bad_input(make):
+    X, _ = make_images(4, 12, bias=6)
+    est = make().fit(X)
+    out_u8 = est.transform(X)
+    assert out_u8.dtype == np.uint8 and out_u8.shape == X.shape
+    # float16 (like float64) is a float convention: float32 out, on the 8-bit levels.
+    for dtype in (np.float16, np.float64):
+        out = est.transform((X / 255.0).astype(dtype))
+        assert out.dtype == np.float32 and out.shape == X.shape
+        levels = out * 255.0
+        np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)
+        assert 0.0 <= out.min() and out.max() <= 1.0
+    bad_nan = (X / 255.0).astype(np.float32)
+    bad_nan[1, 2, 3, 0] = np.nan
+    cases = [
+        (bad_nan, "NaN"),
+        (np.zeros((2, 12, 12, 4), np.uint8), r"\(n_images, height, width, 3\)"),
+        (X[0], r"\(n_images, height, width, 3\)"),
+        (X[:0], "empty"),
+        ([], "empty"),
+        (X.astype(np.int64), r"in \[0, 1\]"),
+        ([X[0], np.zeros((12, 12), np.uint8)], r"\(n_images, height, width, 3\)"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=message):
+            est.transform(bad)
+        with pytest.raises(ValueError, match=message):
+            make().fit(bad)

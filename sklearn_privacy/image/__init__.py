@@ -4,7 +4,8 @@ Every protector attacks a classifier through :class:`ImageClassifier`, which own
 classifier's preprocessing (resize, normalisation): success is judged on the final
 quantised image through that same deployment preprocessing. Images are ``(n, H, W, 3)``
 uint8 or floats in [0, 1] (or a list of images of different sizes); outputs keep the
-input's convention.
+input's convention. ``transform`` leaves a fitted protector unchanged; per-image figures
+(success, steps or trials, PSNR...) come from ``transform_with_diagnostics``.
 """
 
 from ._classifier import ImageClassifier, topk_out_rate

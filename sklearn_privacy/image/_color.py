@@ -45,8 +45,15 @@ def _matrix(m, ref):
 
 
 def _apply_matrix(m, x):
-    """Multiply the channel axis (-3) of ``x`` by the 3x3 matrix ``m``."""
-    return torch.einsum("ij,...jhw->...ihw", _matrix(m, x), x)
+    """Multiply the channel axis (-3) of ``x`` by the 3x3 matrix ``m``.
+
+    Written as elementwise products and sums in a fixed order rather than a matrix
+    product: each pixel's result is then the same whatever the batch it is part of
+    (a GEMM's blocking, and so its rounding, depends on the number of pixels).
+    """
+    c0, c1, c2 = x.unbind(dim=-3)
+    rows = [float(m[i][0]) * c0 + float(m[i][1]) * c1 + float(m[i][2]) * c2 for i in range(3)]
+    return torch.stack(rows, dim=-3)
 
 
 def _check_channels(t, name):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from sklearn.base import _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..base import BaseProtector
@@ -19,6 +19,7 @@ from ._common import (
     CLASSIFIER_CONSTRAINT,
     ImageAttackMixin,
     image_groups,
+    image_seeds,
     quantize,
 )
 from ._segmenters import HeuristicSegmenter, check_segmentation
@@ -161,9 +162,15 @@ def _render(lab, masks, weight, region, glob):
     ``region (P, 3, 2)`` shifts are spread by the sky/vegetation/water soft masks,
     ``glob (P, 2)`` by the global weight map ``(P, 1, h, w)``. L* is untouched.
     """
+    # Elementwise, in a fixed order (not a batched matrix product), so that a pixel's
+    # shift does not depend on how many trials are rendered together.
     m = masks[:, 1:4]
-    da = torch.einsum("pr,prhw->phw", region[..., 0], m) + glob[:, 0, None, None] * weight[:, 0]
-    db = torch.einsum("pr,prhw->phw", region[..., 1], m) + glob[:, 1, None, None] * weight[:, 0]
+    shifts = []
+    for c in (0, 1):
+        r = region[..., c, None, None]  # (P, 3, 1, 1)
+        shifts.append(r[:, 0] * m[:, 0] + r[:, 1] * m[:, 1] + r[:, 2] * m[:, 2]
+                      + glob[:, c, None, None] * weight[:, 0])
+    da, db = shifts
     a = (lab[:, 1] + da).clamp(-_AB_MAX, _AB_MAX)
     b = (lab[:, 2] + db).clamp(-_AB_MAX, _AB_MAX)
     return lab_to_rgb(torch.stack([lab[:, 0], a, b], dim=1))
@@ -248,7 +255,8 @@ class ColorFool(ImageAttackMixin, BaseProtector):
     The search runs at the classifier's input resolution; the winning trial is then
     rendered at full resolution, quantised, and re-verified through the classifier's
     deployment preprocessing. If the saved image does not fool the classifier the search
-    goes on with the next trial, so ``success_`` is the success of the returned images.
+    goes on with the next trial, so the reported success (see
+    :meth:`transform_with_diagnostics`) is that of the returned images.
     (When the image already has the classifier's input resolution, the searched image
     *is* the saved one and is kept without a second rendering.) Trials of all images
     being processed are scored together, in classifier batches; the result is exactly
@@ -323,8 +331,9 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         Images processed together (bounded memory: the classifier sees at most its own
         ``batch_size`` images per forward pass).
     random_state : int, RandomState instance or None, default=None
-        Seeds the per-image random streams of trial shifts; with an int, ``transform`` is
-        deterministic.
+        Seeds the per-image random streams of trial shifts. An image's stream comes from
+        this seed and the image's content, not its position in the batch (identical
+        images get identical outputs); with an int, ``transform`` is deterministic.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the classifier and the colour maths run.
 
@@ -336,26 +345,14 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         The resolved device.
     ensemble_ : list of ImageClassifier
         The ``ensemble`` members (trained surrogates for unfitted ones); empty without.
-    success_ : ndarray of bool of shape (n_images,)
-        Set by the last :meth:`transform`: whether each returned (quantised) image
-        changes the classifier's label, verified through its deployment preprocessing
-        (with ``robust_transforms`` or ``ensemble``: whether it passed the test it was
-        searched with, the robust one, or the paper's for ``on_failure="paper"``
-        fallbacks).
-    robust_success_ : ndarray of bool of shape (n_images,)
-        Set by the last :meth:`transform`: whether each returned image passed the whole
-        acceptance test (every judge, plain and transformed); equal to ``success_``
-        without ``robust_transforms`` and ``ensemble``.
-    n_trials_ : ndarray of int of shape (n_images,)
-        Set by the last :meth:`transform`: the 1-based index of the returned trial
-        (``n_trials`` for failures; 0 when ``on_failure="original"`` returned the input
-        unchanged).
 
     Notes
     -----
     Outputs keep the input's convention: uint8 in, uint8 out; float in, float32 out on
-    the 256 levels ``k / 255``. A list of images of different sizes is accepted and
-    returned as a list.
+    the 256 levels ``k / 255`` (float16 and float64 inputs included). A list of images
+    of different sizes is accepted and returned as a list. :meth:`transform` does not
+    change the fitted estimator; per-image figures (success, trials) come from
+    :meth:`transform_with_diagnostics`.
 
     References
     ----------
@@ -369,8 +366,8 @@ class ColorFool(ImageAttackMixin, BaseProtector):
     >>> net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     >>> images = np.zeros((2, 16, 16, 3), dtype=np.uint8); images[..., 0] = 200
     >>> cf = ColorFool(net, segmenter=None, n_trials=50, random_state=0, device="cpu")
-    >>> out = cf.fit_transform(images)
-    >>> out.dtype, bool(cf.success_.all())
+    >>> out, diagnostics = cf.fit(images).transform_with_diagnostics(images)
+    >>> out.dtype, bool(diagnostics.success.all())
     (dtype('uint8'), True)
     """
 
@@ -441,27 +438,60 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         self.ensemble_ = [self._build_classifier(m, X, sensitive_features) for m in members]
         return self
 
-    def transform(self, X):
-        """Recolour images until the classifier's label changes.
+    def transform_with_diagnostics(self, X, *, sensitive_features=None):
+        """Recolour images, and return per-image diagnostics of this call.
+
+        :meth:`transform` returns the same images without the diagnostics; neither
+        changes the fitted estimator. Each image's trial shifts come from
+        ``random_state`` and the image itself, not from its position in the batch:
+        ``transform(X[perm])`` equals ``transform(X)[perm]``.
 
         Parameters
         ----------
         X : array-like of shape (n_images, H, W, 3) or list of (H, W, 3) arrays
             uint8 images or floats in [0, 1].
+        sensitive_features : array-like of shape (n_images,), default=None
+            With ``label_source="given"`` (required then): the label of each image that
+            must change. Ignored with ``label_source="prediction"``.
 
         Returns
         -------
         X_protected : ndarray or list
-            Same layout and dtype convention as ``X``. Sets ``success_`` and
-            ``n_trials_``.
+            Same layout and dtype convention as ``X`` (see :meth:`transform`).
+        diagnostics : :class:`~sklearn.utils.Bunch`
+            Arrays of shape ``(n_images,)`` in input order:
+
+            - ``success`` (bool): whether each returned (quantised) image changes the
+              classifier's label, verified through its deployment preprocessing (with
+              ``robust_transforms`` or ``ensemble``: whether it passed the test it was
+              searched with, the robust one, or the paper's for
+              ``on_failure="paper"`` fallbacks).
+            - ``robust_success`` (bool): whether each returned image passed the whole
+              acceptance test (every judge, plain and transformed); equal to
+              ``success`` without ``robust_transforms`` and ``ensemble``.
+            - ``n_trials`` (int): the 1-based index of the returned trial
+              (``n_trials`` for failures; 0 when ``on_failure="original"`` returned
+              the input unchanged).
         """
         images, was_uint8 = self._transform_setup(X)
+        labels = None
         if self.label_source == "given":
-            raise ValueError(
-                "label_source='given' needs the labels, which transform(X) does not receive: "
-                "use fit_transform(X, sensitive_features=labels), or label_source='prediction'."
-            )
-        return self._protect(images, was_uint8, labels=None)
+            if sensitive_features is None:
+                raise ValueError(
+                    "label_source='given' needs the labels, which transform(X) does not "
+                    "receive: use fit_transform(X, sensitive_features=labels), "
+                    "transform_with_diagnostics(X, sensitive_features=labels), or "
+                    "label_source='prediction'."
+                )
+            labels = np.asarray(sensitive_features)
+            if labels.ndim == 2 and labels.shape[1] == 1:
+                labels = labels[:, 0]
+            if labels.shape != (len(images),):
+                raise ValueError(
+                    f"sensitive_features: expected {len(images)} labels, got an array of "
+                    f"shape {labels.shape}."
+                )
+        return self._protect(images, was_uint8, labels=labels)
 
     def fit_transform(self, X, y=None, *, sensitive_features=None):
         """Fit, then recolour ``X``; with ``label_source="given"`` the labels come from here.
@@ -482,7 +512,6 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         X_protected : ndarray or list
         """
         self.fit(X, y, sensitive_features=sensitive_features)
-        images, was_uint8 = self._transform_setup(X)
         labels = None
         if self.label_source == "given":
             labels = sensitive_features if sensitive_features is not None else y
@@ -490,12 +519,7 @@ class ColorFool(ImageAttackMixin, BaseProtector):
                 raise ValueError(
                     "label_source='given' needs labels: pass sensitive_features (or y) to fit_transform."
                 )
-            labels = np.asarray(labels)
-            if labels.ndim == 2 and labels.shape[1] == 1:
-                labels = labels[:, 0]
-            if labels.shape != (len(images),):
-                raise ValueError(f"expected {len(images)} labels, got an array of shape {labels.shape}.")
-        return self._protect(images, was_uint8, labels=labels)
+        return self.transform_with_diagnostics(X, sensitive_features=labels)[0]
 
     # -- the attack ---------------------------------------------------------------------
     def _get_segmenter(self):
@@ -508,8 +532,7 @@ class ColorFool(ImageAttackMixin, BaseProtector):
     def _protect(self, images, was_uint8, labels):
         clf = self.classifier_
         n_images = len(images)
-        rng = check_random_state(self.random_state)
-        seeds = rng.randint(np.iinfo(np.int32).max, size=n_images)
+        seeds = np.array(image_seeds(images, self.random_state), dtype=np.uint64)
         # The judges of a trial: the attacked classifier, then any ensemble members, each
         # with the label it must stop giving.
         judges = []
@@ -554,10 +577,8 @@ class ColorFool(ImageAttackMixin, BaseProtector):
                 outputs[i] = out[j]
             success[idx] = ok
             n_used[idx] = used
-        self.success_ = success
-        self.robust_success_ = robust_success
-        self.n_trials_ = n_used
-        return self._assemble(outputs, n_images, images, was_uint8)
+        diagnostics = Bunch(success=success, robust_success=robust_success, n_trials=n_used)
+        return self._assemble(outputs, n_images, images, was_uint8), diagnostics
 
     def _attack_chunk(self, x, judges, transforms, seeds, segmenter, on_failure, start=None):
         """Attack same-size images ``x (B, 3, H, W)``; return uint8-level float images (B, H, W, 3).

@@ -1,8 +1,11 @@
 """Shared machinery of the classifier-attacking image protectors (private)."""
 
+import hashlib
+
 import numpy as np
 import torch
 from sklearn.base import clone
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
@@ -13,6 +16,7 @@ __all__ = [
     "IMAGE_PROTECTOR_EXPECTED_FAILED_CHECKS",
     "ImageAttackMixin",
     "image_groups",
+    "image_seeds",
     "quantize",
 ]
 
@@ -57,6 +61,39 @@ def image_groups(images, batch_size):
             else:
                 arr = np.stack([images[i] for i in chunk])
             yield chunk, images_to_tensor(arr)
+
+
+def image_seeds(images, random_state):
+    """One random seed per image, from ``random_state`` and the image's own content.
+
+    The seed of an image does not depend on its position in the batch nor on the other
+    images, so that ``transform(X[perm])`` equals ``transform(X)[perm]``. It mixes one
+    draw of ``random_state`` with a hash of the image's 8-bit levels and shape (the same
+    for a uint8 image and its float copy ``X / 255``); identical images get the same
+    seed.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, H, W, 3) or list of (H, W, 3) arrays
+        Float images in [0, 1], as validated.
+    random_state : int, RandomState instance or None
+        Drawn from once per call.
+
+    Returns
+    -------
+    seeds : list of int
+        Non-negative 64-bit seeds, one per image, in input order.
+    """
+    base = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    seeds = []
+    for img in images:
+        levels = np.round(np.asarray(img, dtype=np.float32) * np.float32(255.0)).astype(np.uint8)
+        digest = hashlib.blake2b(levels.tobytes(), digest_size=8)
+        digest.update(repr(levels.shape).encode())
+        content = int.from_bytes(digest.digest(), "little")
+        state = np.random.SeedSequence([base, content]).generate_state(1, np.uint64)[0]
+        seeds.append(int(state))
+    return seeds
 
 
 class ImageAttackMixin:
@@ -105,6 +142,23 @@ class ImageAttackMixin:
         images, _ = self._validate_images(X, allow_different_sizes=isinstance(X, (list, tuple)))
         self._resolve_classifier(X, sensitive_features)
         return images
+
+    def transform(self, X):
+        """Protect images (see :meth:`transform_with_diagnostics` for per-image figures).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_images, H, W, 3) or list of (H, W, 3) arrays
+            uint8 images or floats in [0, 1].
+
+        Returns
+        -------
+        X_protected : ndarray or list
+            Same layout and dtype convention as ``X``: uint8 in, uint8 out; float in
+            (float16, float32 or float64), float32 out on the 256 levels ``k / 255``.
+            Sample count and order are kept. The fitted state is not changed.
+        """
+        return self.transform_with_diagnostics(X)[0]
 
     def _transform_setup(self, X):
         check_is_fitted(self, "classifier_")

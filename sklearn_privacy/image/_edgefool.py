@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 import torch
 from sklearn.base import _fit_context
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch.func import functional_call
 
@@ -154,7 +155,7 @@ class _FilterBank:
     """The images being optimised and, for each, its filter and optimiser state."""
 
     def __init__(self, template, device):
-        self.template = template.to(device)  # (1, n_parameters)
+        self.template = template.to(device)  # (1, n_parameters), in the run's dtype
         self.device = device
         self.index = np.empty(0, dtype=np.int64)
         self.x = self.target = self.label = None
@@ -174,8 +175,8 @@ class _FilterBank:
             "target": target,
             "label": label,
             "params": self.template.expand(k, -1).clone(),
-            "exp_avg": torch.zeros((k, self.template.shape[1]), device=self.device),
-            "exp_avg_sq": torch.zeros((k, self.template.shape[1]), device=self.device),
+            "exp_avg": torch.zeros_like(self.template).expand(k, -1).clone(),
+            "exp_avg_sq": torch.zeros_like(self.template).expand(k, -1).clone(),
             "steps": torch.zeros(k, dtype=torch.float64, device=self.device),
         }
         for name, value in new.items():
@@ -229,12 +230,15 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
     is misclassified and within the budget (the MSE test is dropped: the L0 term then
     only shapes the enhancement). The floor is guaranteed again on the returned 8-bit
     images (a residual that rounding pushed just outside is scaled back by bisection),
-    so ``psnr_ >= min_psnr`` for every image.
+    so every image's PSNR (reported by :meth:`transform_with_diagnostics`) is at least
+    ``min_psnr``.
 
     The margin is computed on the *quantised* enhanced image (8-bit levels, with a
     straight-through gradient) through the classifier's deployment preprocessing, so
-    the stopping test is the test of the saved image; ``success_`` is then re-checked
-    on the returned images.
+    the stopping test is the test of the saved image; success is then re-checked on the
+    returned images. Per-image figures (success, PSNR, steps) come from
+    :meth:`transform_with_diagnostics`; :meth:`transform` leaves the fitted estimator
+    unchanged.
 
     ``mode="per_image"`` (the paper, default): :meth:`transform` trains one fresh
     filter per image. ``batch_size`` images are optimised together as a bank of
@@ -249,7 +253,8 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
     at most, stopping early after an epoch in which every image met the stopping
     test); :meth:`transform` applies it in a single forward pass per batch, without
     any optimisation. Cheap at deployment, but a filter that fools the classifier on
-    unseen images is harder to get than one per image: check ``success_``.
+    unseen images is harder to get than one per image: check the success reported by
+    :meth:`transform_with_diagnostics`.
 
     Parameters
     ----------
@@ -319,31 +324,27 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
         per-image filter starts from.
     device_ : str
         The resolved device.
-    success_ : ndarray of bool of shape (n_images,)
-        Set by the last :meth:`transform`: whether each returned (quantised) image
-        changes the classifier's clean prediction, checked through its deployment
-        preprocessing.
-    psnr_ : ndarray of float of shape (n_images,)
-        Set by the last :meth:`transform`: PSNR in dB of each returned image to its
-        input (``inf`` when unchanged); ``>= min_psnr`` when ``min_psnr`` is set.
-    n_iter_ : ndarray of int of shape (n_images,) or int
-        ``"per_image"``: Adam steps each image of the last :meth:`transform` took.
-        ``"universal"``: steps taken by :meth:`fit`.
+    n_iter_ : int
+        ``"universal"`` only: the Adam steps taken by :meth:`fit`.
     converged_ : bool
         ``"universal"`` only: whether :meth:`fit` stopped after an epoch in which
         every training image met the stopping test (rather than at ``max_iter``).
 
     Notes
     -----
-    Outputs keep the input's convention: uint8 in, uint8 out; float in, float32 out on
-    the 256 levels ``k / 255`` (rounded). A list of images of different sizes is
+    Outputs keep the input's convention: uint8 in, uint8 out; float in (float16,
+    float32 or float64), float32 out on the 256 levels ``k / 255`` (rounded). A list of images of different sizes is
     accepted (per-image mode, and universal transform) and returned as a list.
 
     The batched and sequential runs differ only by floating-point summation order
-    (grouped versus plain convolutions). The optimisation amplifies such differences
-    (Adam's first steps are sign steps), so after many iterations the two can drift
-    apart by a few 8-bit levels or flip a borderline stopping decision; neither is
-    more correct than the other.
+    (grouped versus plain convolutions, batched FFTs), which also differs between CPUs
+    and thread counts. The optimisation amplifies such differences (Adam divides each
+    gradient by its own running scale, so rounding noise on a near-zero gradient can
+    become a full step, and the L0 target thresholds gradients), so in float32 two
+    runs can drift apart by several 8-bit levels or flip a borderline stopping
+    decision; neither is more correct than the other. The per-image optimisation runs
+    in the dtype of ``filter_``: after ``filter_.double()`` it runs in float64, where
+    the batched and sequential runs agree.
 
     References
     ----------
@@ -359,8 +360,8 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
     >>> net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     >>> images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
     >>> ef = EdgeFool(net, max_iter=5, random_state=0, device="cpu")
-    >>> out = ef.fit_transform(images)
-    >>> out.shape, out.dtype, ef.n_iter_.shape
+    >>> out, diagnostics = ef.fit(images).transform_with_diagnostics(images)
+    >>> out.shape, out.dtype, diagnostics.n_iter.shape
     ((2, 16, 16, 3), dtype('uint8'), (2,))
     """
 
@@ -537,8 +538,11 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
         self.converged_ = converged
 
     # -- transform -------------------------------------------------------------------------
-    def transform(self, X):
-        """Enhance images so that the classifier's clean prediction changes.
+    def transform_with_diagnostics(self, X):
+        """Enhance images, and return per-image diagnostics of this call.
+
+        :meth:`transform` returns the same images without the diagnostics; neither
+        changes the fitted estimator.
 
         Parameters
         ----------
@@ -548,17 +552,27 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
         Returns
         -------
         X_protected : ndarray or list
-            Same layout and dtype convention as ``X``. Sets ``success_`` (and, per
-            image, ``n_iter_``).
+            Same layout and dtype convention as ``X`` (see :meth:`transform`).
+        diagnostics : :class:`~sklearn.utils.Bunch`
+            Arrays of shape ``(n_images,)`` in input order:
+
+            - ``success`` (bool): whether each returned (quantised) image changes the
+              classifier's clean prediction, checked through its deployment
+              preprocessing.
+            - ``psnr`` (float): PSNR in dB of each returned image to its input
+              (``inf`` when unchanged); ``>= min_psnr`` when ``min_psnr`` is set.
+            - ``n_iter`` (int): ``"per_image"``: the Adam steps each image took;
+              ``"universal"``: zeros (transform does not optimise; the steps of
+              :meth:`fit` are ``n_iter_``).
         """
         images, was_uint8 = self._transform_setup(X)
         n_images = len(images)
         labels = self.classifier_.predict_indices(images)
         if self.mode == "universal":
             outputs = self._apply_universal(images)
+            n_iter = np.zeros(n_images, dtype=np.int64)
         else:
             outputs, n_iter = self._attack_per_image(images, labels)
-            self.n_iter_ = n_iter
         psnr_values = np.empty(n_images)
         for i in range(n_images):
             reference = np.asarray(images[i], dtype=np.float64) * 255.0
@@ -569,16 +583,16 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
             psnr_values[i] = _psnr_levels(outputs[i], reference)
         result = self._assemble(outputs, n_images, images, was_uint8)
         # Success of the images as returned, through the deployment preprocessing.
-        self.success_ = self.classifier_.predict_indices(result) != labels
-        self.psnr_ = psnr_values
-        return result
+        success = self.classifier_.predict_indices(result) != labels
+        return result, Bunch(success=success, psnr=psnr_values, n_iter=n_iter)
 
     def _apply_universal(self, images):
         outputs = {}
         filt = self.filter_.to(self.device_)
         with torch.no_grad():
+            dtype = next(filt.parameters()).dtype
             for idx, x in image_groups(images, self.batch_size):
-                x = x.to(self.device_)
+                x = x.to(self.device_, dtype)
                 enhanced = self._enhance(x, filt(x))
                 levels = tensor_to_images(quantize(enhanced, "round"))
                 outputs.update(zip(idx.tolist(), levels))
@@ -589,7 +603,9 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
         n_images = len(images)
         outputs = {}
         n_iter = np.zeros(n_images, dtype=np.int64)
-        bank = _FilterBank(_FlatFilter(self.filter_).flatten(), device)
+        template = _FlatFilter(self.filter_).flatten()
+        dtype = template.dtype  # the filter's dtype (float32 unless it was converted)
+        bank = _FilterBank(template, device)
         # Images arrive in chunks of one size; a chunk of another size waits until the
         # bank is empty. A finished image leaves the bank and the next one takes its place.
         chunks = image_groups(images, self.batch_size)
@@ -602,7 +618,7 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
                 and bank.shape in (None, tuple(pending[1].shape[-2:]))
             ):
                 idx, x = pending
-                take_idx, take_x = idx[:room], x[:room].to(device)
+                take_idx, take_x = idx[:room], x[:room].to(device, dtype)
                 pending = (idx[room:], x[room:]) if len(idx) > room else next(chunks, None)
                 bank.add(take_idx, take_x, self._l0_targets(take_x.contiguous()),
                          torch.as_tensor(labels[take_idx], device=device))

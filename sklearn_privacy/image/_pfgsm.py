@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..base import BaseProtector
@@ -16,6 +16,7 @@ from ._common import (
     CLASSIFIER_CONSTRAINT,
     ImageAttackMixin,
     image_groups,
+    image_seeds,
     quantize,
 )
 
@@ -98,7 +99,9 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
 
     The output is quantised to 8 bits so that ``|out - in| <= floor(eps * 255)`` holds
     on the uint8 values (exactly, for uint8 input), and success is re-verified on the
-    quantised images through the classifier's deployment preprocessing.
+    quantised images through the classifier's deployment preprocessing. Per-image
+    figures (success, target, rank, steps) come from :meth:`transform_with_diagnostics`;
+    :meth:`transform` leaves the fitted estimator unchanged.
 
     Parameters
     ----------
@@ -135,7 +138,9 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
     batch_size : int, default=32
         Images attacked together (one forward/backward pass per step).
     random_state : int, RandomState instance or None, default=None
-        Seeds the target draws; with an int, ``transform`` is deterministic.
+        Seeds the target draws (``objective="paper"``). Each image's draw comes from
+        this seed and the image's content, not its position in the batch; with an int,
+        ``transform`` is deterministic.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the classifier runs.
 
@@ -145,26 +150,6 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         The attacked classifier (the trained surrogate, when one was given unfitted).
     device_ : str
         The resolved device.
-    success_ : ndarray of bool of shape (n_images,)
-        Set by the last :meth:`transform`, measured on the returned (quantised) images
-        through the deployment preprocessing. ``objective="paper"``: whether each image
-        is classified as its target. ``objective="topk"``: whether the private class is
-        out of the top ``k`` (``rank_ >= min(k, n_classes - 1)``).
-    target_ : ndarray of shape (n_images,)
-        Set by the last :meth:`transform` (labels, or class indices when the classifier
-        has no ``classes_``). ``objective="paper"``: the drawn targets.
-        ``objective="topk"`` (untargeted): the class each returned image is classified
-        as (the private class itself where the attack failed).
-    private_ : ndarray of shape (n_images,)
-        Set by the last :meth:`transform`: the hidden class of each image, its clean
-        top-1 prediction (the true class on images the classifier labels correctly).
-    rank_ : ndarray of int of shape (n_images,)
-        Set by the last :meth:`transform`: the rank of the private class among the
-        returned image's logits (the number of classes scoring strictly higher), through
-        the deployment preprocessing: 0 means it is still the top-1, ``rank_ >= k``
-        means it left the top-k (the figure of :func:`topk_out_rate`).
-    n_iter_ : ndarray of int of shape (n_images,)
-        Set by the last :meth:`transform`: the gradient steps taken per image.
 
     See Also
     --------
@@ -261,8 +246,13 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
             )
         return self
 
-    def transform(self, X):
-        """Perturb images towards their targets.
+    def transform_with_diagnostics(self, X):
+        """Perturb images, and return per-image diagnostics of this call.
+
+        :meth:`transform` returns the same images without the diagnostics; neither
+        changes the fitted estimator. Each image's target draw (``objective="paper"``)
+        comes from ``random_state`` and the image itself, not from its position:
+        ``transform(X[perm])`` equals ``transform(X)[perm]``.
 
         Parameters
         ----------
@@ -272,12 +262,33 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         Returns
         -------
         X_protected : ndarray or list
-            Same layout and dtype convention as ``X``. Sets ``success_``, ``target_``,
-            ``private_``, ``rank_`` and ``n_iter_``.
+            Same layout and dtype convention as ``X`` (see :meth:`transform`).
+        diagnostics : :class:`~sklearn.utils.Bunch`
+            Arrays of shape ``(n_images,)`` in input order, measured on the returned
+            (quantised) images through the classifier's deployment preprocessing:
+
+            - ``success`` (bool): ``objective="paper"``: whether each image is
+              classified as its target; ``objective="topk"``: whether the private class
+              is out of the top ``k`` (``rank >= min(k, n_classes - 1)``).
+            - ``target``: labels (or class indices when the classifier has no
+              ``classes_``). ``objective="paper"``: the drawn targets;
+              ``objective="topk"`` (untargeted): the class each returned image is
+              classified as (the private class itself where the attack failed).
+            - ``private``: the hidden class of each image, its clean top-1 prediction
+              (the true class on images the classifier labels correctly).
+            - ``rank`` (int): the number of classes scoring strictly higher than the
+              private class on the returned image: 0 means it is still the top-1,
+              ``rank >= k`` that it left the top-k (the figure of
+              :func:`topk_out_rate`).
+            - ``n_iter`` (int): the gradient steps taken per image.
         """
         images, was_uint8 = self._transform_setup(X)
         n_images = len(images)
-        u = check_random_state(self.random_state).random_sample(n_images)
+        if self.objective == "paper":  # the only random part: the target draws
+            seeds = image_seeds(images, self.random_state)
+            u = np.array([np.random.default_rng(s).random() for s in seeds])
+        else:
+            u = np.zeros(n_images)
         outputs = {}
         success = np.zeros(n_images, dtype=bool)
         targets = np.zeros(n_images, dtype=np.int64)
@@ -291,12 +302,14 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
                 outputs[i] = q[j]
             targets[idx], n_iter[idx], success[idx] = tgt, it, ok
             private[idx], rank[idx] = prv, rk
-        self.success_ = success
-        self.target_ = self.classifier_.indices_to_labels(targets)
-        self.private_ = self.classifier_.indices_to_labels(private)
-        self.rank_ = rank
-        self.n_iter_ = n_iter
-        return self._assemble(outputs, n_images, images, was_uint8)
+        diagnostics = Bunch(
+            success=success,
+            target=self.classifier_.indices_to_labels(targets),
+            private=self.classifier_.indices_to_labels(private),
+            rank=rank,
+            n_iter=n_iter,
+        )
+        return self._assemble(outputs, n_images, images, was_uint8), diagnostics
 
     def _attack_chunk(self, x, u):
         clf = self.classifier_
