@@ -19,9 +19,8 @@ import sklearn
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.rst"))
 PAGES = [page for page in PAGES if "generated" not in page.relative_to(ROOT).parts]
-# Pages whose snippets load HAPT or train models (seconds each, still under ~20 s).
-SLOW = {"README.md", "docs/getting_started.rst", "docs/user_guide/protectors.rst",
-        "docs/user_guide/threat_model.rst"}
+# Pages whose snippets load HAPT and train models on it.
+SLOW = {"README.md", "docs/user_guide/datasets.rst", "docs/user_guide/protectors.rst"}
 
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
 _DIRECTIVE = re.compile(r"^(\s*)\.\. code-block::\s*(\S*)\s*$")
@@ -78,16 +77,20 @@ def _page_id(page):
     return page.relative_to(ROOT).as_posix()
 
 
-def _params():
-    for page in PAGES:
-        marks = [pytest.mark.slow] if _page_id(page) in SLOW else []
+def _python_blocks(page):
+    return [(lang, code) for lang, code in _blocks(page) if lang in ("python", ">>>")]
+
+
+def _params(pages=PAGES, *, mark_slow=False):
+    for page in pages:
+        marks = [pytest.mark.slow] if mark_slow and _page_id(page) in SLOW else []
         yield pytest.param(page, id=_page_id(page), marks=marks)
 
 
 def test_pages_are_found():
     found = {_page_id(page) for page in PAGES}
     assert {"README.md", "docs/getting_started.rst", "docs/cli.rst"} <= found
-    assert sum(lang in ("python", ">>>") for page in PAGES for lang, _ in _blocks(page)) >= 8
+    assert sum(len(_python_blocks(page)) for page in PAGES) >= 8
 
 
 def test_block_extraction():
@@ -120,11 +123,10 @@ def test_code_blocks_name_their_language(page):
                          f"(``.. code-block:: python`` or ``bash``); unnamed: {unnamed}")
 
 
-@pytest.mark.parametrize("page", list(_params()))
+@pytest.mark.parametrize(
+    "page", list(_params([p for p in PAGES if _python_blocks(p)], mark_slow=True)))
 def test_python_blocks_run_as_written(page, tmp_path, monkeypatch):
-    blocks = [(lang, code) for lang, code in _blocks(page) if lang in ("python", ">>>")]
-    if not blocks:
-        pytest.skip(f"{_page_id(page)} has no Python block")
+    blocks = _python_blocks(page)
     import matplotlib
 
     matplotlib.use("Agg")
