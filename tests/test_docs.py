@@ -52,3 +52,16 @@ def test_cli_page_documents_every_option():
                for option in action.option_strings
                if option.startswith("--") and option != "--help"}
     assert options == documented
+
+
+def test_ci_runs_the_readme_test_command_in_a_fresh_environment():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [block.strip() for block in re.findall(r"```bash\n(.*?)```", readme, re.S)
+                if "pytest" in block]
+    assert len(commands) == 1, commands
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    ci_lines = [line.strip() for line in ci.splitlines()]
+    # The same command, verbatim, run inside a virtual environment made for the run.
+    assert any(line.startswith(commands[0]) for line in ci_lines), commands[0]
+    assert "-m venv" in ci and "/bin/activate" in ci
+    assert ci.index("/bin/activate") < ci.index(commands[0])
