@@ -8,9 +8,8 @@ people) and writes the records, a Markdown table and the privacy-utility plot.
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from sklearn.utils import Bunch
+# Only light imports at module level: the command's ``--help`` reads the tables below
+# without loading numpy, pandas, scikit-learn or torch; the functions import what they use.
 
 __all__ = [
     "ATTACKERS",
@@ -26,8 +25,8 @@ __all__ = [
 ]
 
 #: Training budgets. ``quick`` is for smoke tests; ``default`` is the command's default,
-#: sized for about ten minutes on a 2-core CPU for the default protectors on HAPT with
-#: non-overlapping windows (step 128); ``full`` trains longer on more folds.
+#: sized for a CPU with the default protectors on HAPT with non-overlapping windows
+#: (step 128); ``full`` trains longer on more folds.
 PROFILES = {
     "quick": {"epochs": 3, "utility_splits": 2, "cnn_filters": 16},
     "default": {"epochs": 10, "utility_splits": 2, "cnn_filters": 32},
@@ -191,6 +190,9 @@ def load_motion_task(data="hapt", *, target="identity", length=128, step=64,
         ``X``, ``y``, ``sensitive``, ``groups`` (subject, recording, segment),
         ``dataset``, ``sensitive_name``.
     """
+    import numpy as np
+    from sklearn.utils import Bunch
+
     from .datasets import make_windows
     from .model_selection import window_groups
 
@@ -262,6 +264,9 @@ _SUMMARY_COLUMNS = [
 
 def summary_table(report, *, sensitive_name="identity", attacker="cnn"):
     """One row per protector with the headline figures of ``report``."""
+    import numpy as np
+    import pandas as pd
+
     frame = pd.DataFrame(report)
     for metric in ("accuracy", "balanced_accuracy"):
         if (frame["metric"] == f"{sensitive_name}_{metric}").any():

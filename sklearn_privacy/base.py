@@ -25,8 +25,10 @@ class BaseProtector(TransformerMixin, BaseEstimator, metaclass=ABCMeta):
     ``_parameter_constraints``, implement :meth:`fit` and :meth:`transform`, and set
     ``input_kind`` to ``"motion"`` or ``"image"``.
 
-    Conventions
-    -----------
+    Notes
+    -----
+    Conventions:
+
     - ``fit(X, y=None, *, sensitive_features=None)``: ``y`` is the task label the data
       must stay useful for (e.g. the activity); ``sensitive_features`` is what must be
       hidden (identity, an attribute, several attributes as a 2-D array). The request for

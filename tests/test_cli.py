@@ -1,10 +1,69 @@
 """The ``sklearn-privacy`` command: the main job end to end on a small HAPT slice."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import sklearn_privacy
+from sklearn_privacy._motion_job import DEFAULT_PROTECTORS
 from sklearn_privacy.cli import main
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_cli_in_fresh_interpreter(*args):
+    """Run the command in a new Python; report what it printed and whether torch loaded."""
+    code = (
+        "import sys\n"
+        "from sklearn_privacy.cli import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = [m for m in ('torch', 'pandas', 'sklearn') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(_REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=_REPO_ROOT, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out, _, heavy = result.stdout.rpartition("HEAVY=")
+    return out, heavy.strip()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["evaluate", "motion", "--help"], ["--version"]])
+def test_help_and_version_do_not_import_torch(args):
+    out, heavy = _run_cli_in_fresh_interpreter(*args)
+    assert out.strip()
+    assert heavy == "", f"{' '.join(args)} imported {heavy}"
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sklearn-privacy {sklearn_privacy.__version__}"
+
+
+def test_help_shows_defaults_as_the_text_the_options_take(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "motion", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {','.join(DEFAULT_PROTECTORS)})" in out
+    assert "(default: cnn,features)" in out
+    assert "``" not in out and "[" not in out.split("options:")[1]
+
+
+def test_default_protectors_parse_like_typed_ones():
+    from sklearn_privacy.cli import _parser
+
+    args = _parser().parse_args(["evaluate", "motion"])
+    assert args.protectors == list(DEFAULT_PROTECTORS)
+    assert args.attackers == ["cnn", "features"]
 
 
 @pytest.fixture(scope="module")

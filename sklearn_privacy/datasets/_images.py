@@ -184,7 +184,7 @@ def load_utkface(path, *, size=None, max_images=None, n_jobs=None):
     Examples
     --------
     >>> from sklearn_privacy.datasets import load_utkface  # doctest: +SKIP
-    >>> faces = load_utkface("shared/data/utkface/crop_part1", size=64)  # doctest: +SKIP
+    >>> faces = load_utkface("path/to/utkface/crop_part1", size=64)  # doctest: +SKIP
     >>> faces.images.shape  # doctest: +SKIP
     (9778, 64, 64, 3)
     """
@@ -374,7 +374,7 @@ def load_cifar10(path, *, subset="train", max_per_class=None, n_jobs=None):
     ----------
     path : str or path-like
         A folder with ``train/<class>/*.jpg`` and ``test/<class>/*.jpg`` (e.g.
-        ``shared/data/cifar10``), or with the python batches ``data_batch_1`` ..
+        ``path/to/cifar10``), or with the python batches ``data_batch_1`` ..
         ``data_batch_5``, ``test_batch`` and ``batches.meta`` (directly or in
         ``cifar-10-batches-py/``). The batches are read with an unpickler that admits
         numpy arrays only, never arbitrary code.
@@ -405,7 +405,7 @@ def load_cifar10(path, *, subset="train", max_per_class=None, n_jobs=None):
     Examples
     --------
     >>> from sklearn_privacy.datasets import load_cifar10  # doctest: +SKIP
-    >>> test = load_cifar10("shared/data/cifar10", subset="test")  # doctest: +SKIP
+    >>> test = load_cifar10("path/to/cifar10", subset="test")  # doctest: +SKIP
     >>> test.images.shape  # doctest: +SKIP
     (10000, 32, 32, 3)
     """

@@ -140,7 +140,7 @@ def load_mobifall(path, *, sampling_rate=50.0, acc_unit="g"):
     ----------
     path : str or path-like
         The MobiFall folder holding ``sub<N>/ADL/<CODE>/<CODE>_<acc|gyro>_<N>_<trial>.txt``
-        (for example ``shared/data/mobifall``). ``*_ori_*`` files and falls are ignored.
+        (for example ``path/to/mobifall``). ``*_ori_*`` files and falls are ignored.
     sampling_rate : float, default=50.0
         Rate (Hz) of the shared uniform time base onto which each trial's accelerometer
         and gyroscope are linearly interpolated. The base starts when both sensors have

@@ -1,6 +1,6 @@
 """The full privacy-utility evaluation of several protectors, as benchmark records.
 
-:func:`privacy_utility_report` runs the threat model of DESIGN.md for each protector:
+:func:`privacy_utility_report` runs the threat model of the user guide for each protector:
 
 - *utility* on people the app never saw (subject-disjoint folds): the app retrained on
   protected data (``activity_macro_f1``) and the app trained on raw data
@@ -47,7 +47,7 @@ __all__ = [
     "write_benchmark_records",
 ]
 
-#: The keys every benchmark record has, in order (DESIGN.md, "Benchmark results format").
+#: The keys every benchmark record has, in order (the benchmark results format).
 RECORD_KEYS = [
     "dataset", "protector", "metric", "attacker", "mode", "level",
     "value", "std", "n_folds", "chance",

@@ -1,5 +1,5 @@
 """Anonymizing autoencoder (AAE) of Malekzadeh et al., "Mobile sensor data anonymization",
-ACM/IEEE IoTDI 2019, implemented from the description in ``docs/METHODS.md``.
+ACM/IEEE IoTDI 2019, implemented from the paper's description.
 
 The estimator :class:`MotionAnonymizer` standardises the windows, builds the networks of
 :mod:`._modules` and trains them with :class:`_AdversarialNet`, a :class:`skorch.NeuralNet`
@@ -464,17 +464,12 @@ class MotionAnonymizer(BaseProtector):
           trains the classifiers (warm-started, up to 24 epochs, early stopping on
           validation accuracy with ``patience``, class weights) and then the encoder
           and decoder for 24 epochs with the classifiers frozen; ``n_filters=100``,
-          ``classifier_filters=64``. Meant for a GPU: on one CPU core a batch of 128
-          windows of 2 x 128 samples costs about 0.6 s (classifier step) and 1.5 s
-          (anonymizer step), i.e. about 3 minutes per anonymizer epoch over 15k
-          windows and up to 384 epochs in all (hours).
+          ``classifier_filters=64``. Meant for a GPU: up to 384 epochs in all, which
+          takes hours on a CPU for the full HAPT data (15k windows).
         - ``"fast"`` (default): 3 rounds of 2 classifier epochs then 2 anonymizer
           epochs in which the classifiers keep learning on every batch
-          (``alternate=True``); ``n_filters=32``, ``classifier_filters=32``. About
-          0.2 s (classifier step) and 0.45 s (alternating step) per batch of 128
-          windows on one CPU core: about 7 CPU-minutes for 15k HAPT windows of
-          2 x 128 samples (measured on a shared 2-core machine; less wall time on
-          2 free cores).
+          (``alternate=True``); ``n_filters=32``, ``classifier_filters=32``. Minutes
+          on a CPU for the full HAPT data (15k windows of 2 x 128 samples).
 
         Beyond the paper, the options ``reset_adversaries_each_round``,
         ``privacy_loss="entropy"``, ``reconstruction_weight=0`` and

@@ -178,15 +178,12 @@ class SSASmoother(_StatelessMotionProtector):
     The output (float32) agrees with a per-window SVD (``np.linalg.svd`` of each
     trajectory matrix in float64) to about ``1e-7`` of each series' largest magnitude.
     Memory does not grow with the number of windows. The kernel runs on one thread;
-    it is compiled on the first ``transform`` (10 to 30 s) and cached in
+    it is compiled on the first ``transform`` (seconds) and cached in
     ``__pycache__`` for later processes; importing the package imports no numba.
 
-    Speed on HAPT windows (128 samples x 2 channels, ``L = 10``, 2000 windows) against
-    a loop of ``np.linalg.svd`` per window and channel (numpy; such small matrices run
-    on one thread), in the same run of ``benchmarks/motion_privacy.py --parts speed`` on
-    a 2-core machine shared with other jobs (load ~6), four runs: 110,000 to 142,000
-    windows/s against 1,400 to 1,580 (x71 to x95) for 1 component, 74,000 to 89,000
-    against 1,430 to 1,540 (x51 to x58) for 2.
+    On HAPT windows (128 samples x 2 channels, ``L = 10``) it is about 50 to 100 times
+    faster than a loop of ``np.linalg.svd`` per window and channel;
+    ``benchmarks/motion_privacy.py --parts speed`` measures both on your machine.
 
     Examples
     --------

@@ -1,6 +1,6 @@
 """Replacement autoencoder (RAE) of Malekzadeh et al., "Replacement AutoEncoder: a
 privacy-preserving algorithm for sensing data analysis", ACM/IEEE IoTDI 2018, implemented
-from the description in ``docs/METHODS.md``.
+from the paper's description.
 """
 
 import numbers
@@ -134,9 +134,9 @@ class ReplacementAutoEncoder(BaseProtector):
     ``sensitive_features`` is not used and not requested through metadata routing, so a
     :class:`~sklearn.pipeline.Pipeline` routes it only to the steps that use it.
 
-    Cost: about 0.19 s per batch of 128 windows of 2 x 128 samples on one CPU core
-    (measured on a shared 2-core machine), i.e. about 22 CPU-seconds per epoch over
-    15k windows and at most 11 CPU-minutes with the default ``max_epochs=30``.
+    Cost: training time grows with the number of windows times ``max_epochs``; on a CPU,
+    the full HAPT data (15k windows of 2 x 128 samples) with the default
+    ``max_epochs=30`` takes minutes (early stopping often ends it sooner).
 
     Examples
     --------
