@@ -371,6 +371,25 @@ _SINGLE_CLASS = {
 }
 
 
+_TORCH_LABELLED = [
+    (name, key)
+    for name in _LABELLED
+    if name != "make_feature_attacker"  # its classifier is the user's scikit-learn one
+    for key in sorted(ALL[name][1])
+]
+
+
+@pytest.mark.parametrize("name,key", _TORCH_LABELLED)
+@FUZZ
+@given(data=st.data())
+def test_fit_rejects_unsortable_labels(name, key, data):
+    """Labels mixing types (or holding None) cannot be classes: a clear error, not
+    numpy's comparison error from sorting them."""
+    bad = ALL[name][1][key].astype(object)
+    bad[data.draw(st.integers(0, len(bad) - 1))] = data.draw(st.sampled_from([None, "x"]))
+    assert_clear_error(lambda: _fit(name, **{key: bad}), key, "label", "class")
+
+
 @pytest.mark.parametrize("name,key", sorted(_SINGLE_CLASS.items()))
 def test_fit_rejects_single_class(name, key):
     n = N if name in MOTION else N_IMG
@@ -581,6 +600,41 @@ def test_transform_accepts_unusual_image_layouts(name, data, fitted):
         np.testing.assert_array_equal(out, ref)
     else:
         assert [np.shape(o) for o in out] == [np.shape(r) for r in ref]
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_PROTECTORS))
+def test_image_protectors_take_lists_of_sizes(name, fitted):
+    est = fitted(name)
+    images = [X_IMG[0], X_IMG[1, :5, :7], X_IMG[2]]
+    out = est.transform(images)
+    assert isinstance(out, list)
+    assert [o.shape for o in out] == [i.shape for i in images]
+    assert all(o.dtype == np.uint8 for o in out)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE))
+@FUZZ
+@given(data=st.data())
+def test_image_lists_with_a_bad_image(name, data, fitted):
+    est = fitted(name)
+    images = list(X_IMG)
+    i = data.draw(st.integers(0, N_IMG - 1))
+    images[i] = data.draw(st.sampled_from([X_IMG[i, ..., :2], X_IMG[i, 0], X_IMG[i, ..., None]]))
+    exc = assert_clear_error(lambda: _apply(est, images), "shape")
+    assert f"image {i}" in str(exc)
+
+
+def test_one_size_estimators_reject_lists_of_sizes(fitted):
+    est = fitted("ImageCNNClassifier")
+    images = [X_IMG[0], X_IMG[1, :5, :7]]
+    assert_clear_error(lambda: est.predict(images), "same size")
+    assert_clear_error(lambda: _fit("ImageCNNClassifier", images, y=[0, 1]), "same size")
+
+
+def test_integer_images_error_names_dtype(fitted):
+    est = fitted("ImageCNNClassifier")
+    exc = assert_clear_error(lambda: est.predict(X_IMG.astype(np.int64)), "[0, 1]")
+    assert "int64" in str(exc) and "uint8" in str(exc)
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE))
