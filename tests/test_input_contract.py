@@ -314,6 +314,28 @@ def test_fit_rejects_strings_in_X(name, data):
     assert_clear_error(lambda: _fit(name, X), "string", "numeric", "convert", "dtype", "float")
 
 
+@pytest.mark.parametrize("name", sorted(MOTION))
+@FUZZ
+@given(data=st.data())
+def test_ragged_window_lists_name_the_window(name, data, fitted):
+    windows = list(X_MOTION)
+    i = data.draw(st.integers(1, N - 1))
+    windows[i] = data.draw(st.sampled_from(
+        [X_MOTION[i, : T - 3], X_MOTION[i, :, :1], np.concatenate([X_MOTION[i]] * 2, axis=1)]
+    ))
+    for call in (lambda: _fit(name, windows), lambda: _apply(fitted(name), windows)):
+        exc = assert_clear_error(call, "same shape")
+        assert f"window {i}" in str(exc)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_fit_rejects_sparse_X(name):
+    from scipy import sparse
+
+    X = sparse.csr_matrix(X_MOTION[:, :, 0] if name in MOTION else X_IMG.reshape(N_IMG, -1))
+    assert_clear_error(lambda: _fit(name, X), "sparse", "shape")
+
+
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_fit_rejects_complex_X(name):
     X = (X_MOTION if name in MOTION else X_IMG / 255.0) + 0j

@@ -45,9 +45,19 @@ def check_motion_windows(X, *, dtype=np.float32, min_timestamps=1):
     Raises
     ------
     ValueError
-        On empty input, NaN or infinity, non-numeric values, or a number of
-        dimensions other than 2 or 3.
+        On empty input, NaN or infinity, non-numeric values, a number of
+        dimensions other than 2 or 3, or a list of windows of different shapes.
     """
+    if isinstance(X, (list, tuple)) and len(X) > 1:
+        # numpy's own error for ragged lists names no window.
+        first = np.shape(X[0])
+        for i, window in enumerate(X):
+            if np.shape(window) != first:
+                raise ValueError(
+                    "Motion windows must all have the same shape; window 0 has shape "
+                    f"{first} but window {i} has shape {np.shape(window)}. Cut recordings "
+                    "into windows of one length first (see make_windows)."
+                )
     # check_array gives scikit-learn's own messages for sparse, complex, object, 1-D,
     # empty and non-finite input.
     X = check_array(
