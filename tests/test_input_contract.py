@@ -14,6 +14,7 @@ validation, before any training.
 """
 
 import os
+import re
 import traceback
 
 import numpy as np
@@ -401,15 +402,16 @@ _TORCH_LABELLED = [
 ]
 
 
+@pytest.mark.parametrize("bad", [None, "x"], ids=["None", "str"])
 @pytest.mark.parametrize("name,key", _TORCH_LABELLED)
-@FUZZ
-@given(data=st.data())
-def test_fit_rejects_unsortable_labels(name, key, data):
+def test_fit_rejects_unsortable_labels(name, key, bad):
     """Labels mixing types (or holding None) cannot be classes: a clear error, not
     numpy's comparison error from sorting them."""
-    bad = ALL[name][1][key].astype(object)
-    bad[data.draw(st.integers(0, len(bad) - 1))] = data.draw(st.sampled_from([None, "x"]))
-    assert_clear_error(lambda: _fit(name, **{key: bad}), key, "label", "class")
+    for position in (0, 3):  # scikit-learn reads the label type from the first one
+        labels = ALL[name][1][key].astype(object)
+        labels[position] = bad
+        exc = assert_clear_error(lambda: _fit(name, **{key: labels}), key)
+        assert re.search(rf"\b{key}\b", str(exc)), exc
 
 
 @pytest.mark.parametrize("name,key", sorted(_SINGLE_CLASS.items()))
@@ -421,7 +423,7 @@ def test_fit_rejects_single_class(name, key):
 def test_motion_anonymizer_rejects_single_class_task():
     """A task with one activity has nothing to preserve: the error names y."""
     exc = assert_clear_error(lambda: _fit("MotionAnonymizer", y=np.zeros(N, dtype=int)), "class")
-    assert "y" in str(exc)
+    assert re.search(r"\by\b", str(exc)), exc
 
 
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))
