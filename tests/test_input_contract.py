@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.utils._param_validation import (
@@ -74,17 +74,19 @@ S_IMG = np.arange(N_IMG) % 2
 
 
 def _pool_net():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 3, kernel_size=1),
-        torch.nn.AdaptiveAvgPool2d(1),
-        torch.nn.Flatten(),
-    ).eval()
+    """A tiny, seeded 3-class image classifier (the global torch RNG is left alone)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(3, 3, kernel_size=1),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+        ).eval()
 
 
 # -- registry: each estimator at its cheapest settings ------------------------------------
-#: name -> (factory, input kind, fit labels {"y": ..., "sensitive_features": ...}, method)
-#: where ``method`` is the method applied after fit: "transform" or "predict".
+#: name -> (factory, labels its fit needs: {"y": ..., "sensitive_features": ...}).
+#: After fit, classifiers are applied with ``predict``, the others with ``transform``.
 MOTION_PROTECTORS = {
     "Downsampler": (lambda: Downsampler(), {}),
     "SSASmoother": (lambda: SSASmoother(embedding_window=2), {}),
@@ -284,7 +286,9 @@ def test_fit_rejects_nonfinite_images(name, X):
 @FUZZ
 @given(X=wrong_ndim_motion())
 def test_fit_rejects_wrong_ndim_motion(name, X):
-    assert_clear_error(lambda: _fit(name, X), "dimension", "3-d", "2-d", "2d", "3d", "ndim", "shape")
+    assert_clear_error(
+        lambda: _fit(name, X), "dimension", "3-d", "2-d", "2d", "3d", "ndim", "shape"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE))
@@ -512,9 +516,9 @@ def _deterministic(name):
 
 
 def _motion_variants(draw):
-    """(description, X variant, plain float64 equivalent) of the reference windows."""
+    """(kind, X variant, plain float64 equivalent) of the reference windows."""
     kind = draw(st.sampled_from(
-        ["float16", "float32", "int", "bool", "fortran", "strided", "list", "object", "2d_frame", "2d"]
+        ["float16", "float32", "int", "bool", "fortran", "strided", "list", "object"]
     ))
     X = X_MOTION
     if kind == "float16":
@@ -532,14 +536,10 @@ def _motion_variants(draw):
     if kind == "fortran":
         return kind, np.asfortranarray(X), X
     if kind == "strided":
-        wide = np.repeat(X, 2, axis=0)[::2]
-        assert not wide.flags.c_contiguous or wide.base is not None
-        return kind, wide, X
+        return kind, np.repeat(X, 2, axis=0)[::2], X
     if kind == "list":
         return kind, X.tolist(), X
-    if kind == "object":
-        return kind, X.astype(object), X
-    return kind, None, None  # 2-D variants are handled apart (one channel)
+    return kind, X.astype(object), X
 
 
 @pytest.mark.parametrize("name", sorted(MOTION))
@@ -548,10 +548,10 @@ def _motion_variants(draw):
 def test_transform_accepts_unusual_motion_layouts(name, data, fitted):
     est = fitted(name)
     kind, X, X_ref = _motion_variants(data.draw)
-    assume(X is not None)
     out = _apply(est, X)
     assert _n_out(out) == N
-    assert np.all(np.isfinite(np.asarray(out, dtype=np.float64))) if name not in CLASSIFIERS else True
+    if name not in CLASSIFIERS:
+        assert np.all(np.isfinite(np.asarray(out, dtype=np.float64))), kind
     if _deterministic(name):
         ref = _apply(est, X_ref)
         if name in CLASSIFIERS:
@@ -686,7 +686,8 @@ def test_fit_on_one_sample_works_or_says_why(name):
     except (ValueError, TypeError) as exc:
         where = _raising_file(exc)
         assert not any(part in where for part in _FOREIGN), (where, exc)
-        assert any(w in str(exc) for w in ("1 ", "one", "at least", "class", "sample", "window")), exc
+        words = ("1 ", "one", "at least", "class", "sample", "window")
+        assert any(w in str(exc) for w in words), exc
         return
     assert _n_out(_apply(est, X)) == 1
 
@@ -697,8 +698,7 @@ def test_seeded_fit_is_deterministic(name, fitted):
     X = X_MOTION if name in MOTION else X_IMG
     first = fitted(name)
     again = clone(first)
-    factory, labels = ALL[name]
-    kwargs = dict(labels)
+    kwargs = dict(ALL[name][1])
     y = kwargs.pop("y", None)
     again.fit(X, y, **kwargs)
     if name == "GaussianNoise":
@@ -907,7 +907,10 @@ def test_image_classifier_rejects_non_classifier():
 
 
 # -- splitters ------------------------------------------------------------------------------
-_SPLITTERS = {"RecordingDisjointSplit": RecordingDisjointSplit, "SubjectDisjointSplit": SubjectDisjointSplit}
+_SPLITTERS = {
+    "RecordingDisjointSplit": RecordingDisjointSplit,
+    "SubjectDisjointSplit": SubjectDisjointSplit,
+}
 _GROUPS = np.column_stack([np.repeat([1, 2, 3], 4), np.tile([10, 10, 11, 11], 3)])
 
 
