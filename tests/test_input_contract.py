@@ -798,6 +798,18 @@ def test_data_dependent_parameter_errors(case):
     assert_clear_error(lambda: est.fit(X_MOTION, y, **kwargs).transform(X_MOTION), param)
 
 
+@pytest.mark.parametrize("name", sorted(MOTION))
+@pytest.mark.parametrize("scale", [0.0, 1e-30, 1e30])
+def test_extreme_but_finite_windows_give_finite_output(name, scale):
+    """Constant, tiny and huge (but float32-finite) windows are valid input: the
+    output is finite (no overflow in a variance, no division by a zero spread)."""
+    X = X_MOTION * scale + 3.0 * (scale == 0.0)
+    out = _apply(_fit(name, X), X)
+    assert _n_out(out) == N
+    if name not in CLASSIFIERS:
+        assert np.all(np.isfinite(np.asarray(out, dtype=np.float64)))
+
+
 def test_gaussian_noise_overflowing_sigma():
     """A sigma whose noise overflows float32 is refused (naming sigma) or clipped, but
     never returns infinite windows."""
