@@ -888,11 +888,17 @@ def test_image_helpers_keep_count_and_order(name, perm, size):
         np.testing.assert_array_equal(out, full[idx])
 
 
-def test_segmenters_read_uint8_as_0_255():
-    """uint8 images follow the [0, 255] convention, like everywhere else."""
-    for name in ("HeuristicSegmenter", "TorchSegmenterAdapter"):
-        segment = _IMAGE_CALLABLES[name]()
-        as_uint8, as_float = segment(X_IMG), segment(X_IMG / 255.0)
+@pytest.mark.parametrize("name", ["HeuristicSegmenter", "TorchSegmenterAdapter"])
+def test_segmenters_read_uint8_as_0_255(name):
+    """uint8 images follow the [0, 255] convention, like everywhere else (or are refused
+    clearly), never read as floats in [0, 255]."""
+    segment = _IMAGE_CALLABLES[name]()
+    try:
+        as_uint8 = segment(X_IMG)
+    except ValueError as exc:
+        assert "uint8" in str(exc) or "[0, 1]" in str(exc), exc
+    else:
+        as_float = segment(X_IMG / 255.0)
         for region in as_float:
             np.testing.assert_allclose(as_uint8[region], as_float[region], atol=1e-5)
 
