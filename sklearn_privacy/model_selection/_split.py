@@ -17,7 +17,6 @@ from collections.abc import Mapping
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator, GroupKFold
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import _num_samples
 
 from ..utils.validation import _group_codes, check_window_groups
@@ -79,21 +78,15 @@ class _GroupSplitter(BaseCrossValidator):
     def __init__(self, n_splits, *, shuffle=False, random_state=None):
         if not isinstance(n_splits, numbers.Integral) or isinstance(n_splits, bool) or n_splits < 2:
             raise ValueError(f"n_splits must be an integer of at least 2, got {n_splits!r}")
-        if not isinstance(shuffle, (bool, np.bool_)):
+        if not isinstance(shuffle, bool):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         if not shuffle and random_state is not None:
             raise ValueError(
                 "Setting a random_state has no effect since shuffle is False; leave "
                 "random_state to its default (None) or set shuffle=True."
             )
-        # Here, not at split time, so that the error names the parameter.
-        validate_parameter_constraints(
-            {"random_state": ["random_state"]},
-            {"random_state": random_state},
-            caller_name=type(self).__name__,
-        )
         self.n_splits = int(n_splits)
-        self.shuffle = bool(shuffle)
+        self.shuffle = shuffle
         self.random_state = random_state
 
     def get_n_splits(self, X=None, y=None, groups=None):
