@@ -212,6 +212,8 @@ class ImageClassifier:
         self._mean = _check_channel_stat(self.mean, "mean")
         self._std = _check_channel_stat(self.std, "std")
         check_batch_size(self.batch_size)
+        if not isinstance(self.antialias, (bool, np.bool_)):
+            raise TypeError(f"antialias must be True or False, got {self.antialias!r}.")
         self.device_ = resolve_device(self.device if device is None else device)
         self.classes_ = None
         module = None

@@ -45,9 +45,19 @@ def check_motion_windows(X, *, dtype=np.float32, min_timestamps=1):
     Raises
     ------
     ValueError
-        On empty input, NaN or infinity, non-numeric values, or a number of
-        dimensions other than 2 or 3.
+        On empty input, NaN or infinity, non-numeric values, a number of
+        dimensions other than 2 or 3, or a list of windows of different shapes.
     """
+    if isinstance(X, (list, tuple)) and len(X) > 1:
+        # numpy's own error for ragged lists names no window.
+        first = np.shape(X[0])
+        for i, window in enumerate(X):
+            if np.shape(window) != first:
+                raise ValueError(
+                    "Motion windows must all have the same shape; window 0 has shape "
+                    f"{first} but window {i} has shape {np.shape(window)}. Cut recordings "
+                    "into windows of one length first (see make_windows)."
+                )
     # check_array gives scikit-learn's own messages for sparse, complex, object, 1-D,
     # empty and non-finite input.
     X = check_array(
@@ -128,15 +138,39 @@ def check_images(X, *, allow_different_sizes=False):
         float32 values in [0, 1].
     was_uint8 : bool
         Whether the input used the uint8 convention, so outputs can follow it.
+
+    Raises
+    ------
+    ValueError
+        On empty input, NaN or infinity, non-numeric values, float values outside
+        [0, 1], a shape other than ``(n_images, height, width, 3)`` (for a list, the
+        message names the first image of another shape), or a list of images of
+        different sizes when ``allow_different_sizes=False``.
     """
-    if isinstance(X, (list, tuple)) and allow_different_sizes:
+    if isinstance(X, (list, tuple)):
         if len(X) == 0:
             raise ValueError("Found an empty list of images; at least one image is required.")
-        checked = [check_images(np.asarray(img)[np.newaxis])[0][0] for img in X]
-        was_uint8 = all(np.asarray(img).dtype == np.uint8 for img in X)
-        if not was_uint8 and any(np.asarray(img).dtype == np.uint8 for img in X):
-            raise ValueError("Images mix uint8 and float dtypes; use one convention.")
-        return checked, was_uint8
+        # Check each image first: numpy's own error for ragged lists names no image.
+        shapes = []
+        for i, img in enumerate(X):
+            shape = np.shape(img)
+            if len(shape) != 3 or shape[-1] != 3:
+                raise ValueError(
+                    f"Each image must be an array of shape (height, width, 3); image {i} "
+                    f"has shape {shape}."
+                )
+            shapes.append(shape)
+        if allow_different_sizes:
+            checked = [check_images(np.asarray(img)[np.newaxis])[0][0] for img in X]
+            was_uint8 = all(np.asarray(img).dtype == np.uint8 for img in X)
+            if not was_uint8 and any(np.asarray(img).dtype == np.uint8 for img in X):
+                raise ValueError("Images mix uint8 and float dtypes; use one convention.")
+            return checked, was_uint8
+        if len(set(shapes)) > 1:
+            raise ValueError(
+                "Images must all have the same size here; got sizes "
+                f"{sorted({s[:2] for s in shapes})}. Resize them first."
+            )
     X = np.asarray(X)
     if X.ndim != 4 or X.shape[-1] != 3:
         raise ValueError(
@@ -152,9 +186,14 @@ def check_images(X, *, allow_different_sizes=False):
         out = X.astype(np.float32)
     _reject_empty_and_nonfinite(out, "images")
     if not was_uint8 and (out.min() < 0.0 or out.max() > 1.0):
+        hint = (
+            f" Images of dtype {X.dtype} are read as floats; cast [0, 255] images to uint8."
+            if X.dtype.kind in "iu"
+            else ""
+        )
         raise ValueError(
             "Float images must lie in [0, 1] (uint8 images in [0, 255]); "
-            f"got values in [{out.min():.3g}, {out.max():.3g}]."
+            f"got values in [{out.min():.3g}, {out.max():.3g}].{hint}"
         )
     return out, was_uint8
 
