@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 from sklearn.model_selection import BaseCrossValidator, GroupKFold
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import _num_samples
 
 from .validation import _group_codes, check_window_groups
@@ -35,15 +36,20 @@ class _GroupSplitter(BaseCrossValidator):
     def __init__(self, n_splits, *, shuffle=False, random_state=None):
         if not isinstance(n_splits, numbers.Integral) or isinstance(n_splits, bool) or n_splits < 2:
             raise ValueError(f"n_splits must be an integer of at least 2, got {n_splits!r}")
-        if not isinstance(shuffle, bool):
+        if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        validate_parameter_constraints(
+            {"random_state": ["random_state"]},
+            {"random_state": random_state},
+            caller_name=type(self).__name__,
+        )
         if not shuffle and random_state is not None:
             raise ValueError(
                 "Setting a random_state has no effect since shuffle is False; leave "
                 "random_state to its default (None) or set shuffle=True."
             )
         self.n_splits = int(n_splits)
-        self.shuffle = shuffle
+        self.shuffle = bool(shuffle)
         self.random_state = random_state
 
     def get_n_splits(self, X=None, y=None, groups=None):
