@@ -12,7 +12,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_privacy.base import BaseProtector
 from sklearn_privacy.utils import check_images, check_motion_windows
-from sklearn_privacy.utils._torch import resolve_device, seed_torch
+from sklearn_privacy.utils._torch import resolve_device
 
 
 class RecordingProtector(BaseProtector):
@@ -23,11 +23,10 @@ class RecordingProtector(BaseProtector):
         self.random_state = random_state
         self.device = device
 
-    def fit(self, X, y=None, *, sensitive_features=None):
-        X = self._validate_motion(X, reset=True)
-        self._fit_setup()
-        self.seen_sensitive_ = self._check_sensitive(sensitive_features, len(X))
+    def _fit(self, X, y, sensitive_features, *, rng):
+        self.seen_sensitive_ = sensitive_features
         self.torch_draw_ = torch.rand(3).numpy()
+        self.numpy_draw_ = rng.random_sample(3)
         return self
 
     def transform(self, X):
@@ -88,11 +87,12 @@ def test_random_state_seeds_torch(windows):
     assert not np.array_equal(a, c)
 
 
-def test_seed_torch_with_randomstate_instance_is_reproducible():
-    seed_torch(np.random.RandomState(7))
-    a = torch.rand(2)
-    seed_torch(np.random.RandomState(7))
-    np.testing.assert_array_equal(a.numpy(), torch.rand(2).numpy())
+def test_randomstate_instance_is_reproducible(windows):
+    X, y, s = windows
+    a = RecordingProtector(random_state=np.random.RandomState(7)).fit(X, y, sensitive_features=s)
+    b = RecordingProtector(random_state=np.random.RandomState(7)).fit(X, y, sensitive_features=s)
+    np.testing.assert_array_equal(a.torch_draw_, b.torch_draw_)
+    np.testing.assert_array_equal(a.numpy_draw_, b.numpy_draw_)
 
 
 def test_resolve_device():

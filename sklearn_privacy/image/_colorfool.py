@@ -7,11 +7,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from sklearn.base import _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..base import BaseProtector
+from ..utils._torch import check_random_state_local
 from ..utils.estimator_checks import register_estimator_check_config
 from ._classifier import tensor_to_images
 from ._color import lab_to_rgb, rgb_to_lab
@@ -418,7 +417,9 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         self.random_state = random_state
         self.device = device
 
-    @_fit_context(prefer_skip_nested_validation=False)
+    _y_usage = "ignored"
+    _sensitive_usage = "optional"
+
     def fit(self, X, y=None, *, sensitive_features=None):
         """Validate the classifier, or train it as a surrogate when it is unfitted.
 
@@ -435,7 +436,10 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         -------
         self : ColorFool
         """
-        self._fit_images(X, sensitive_features)
+        return self._fit_template(X, y, sensitive_features)
+
+    def _fit(self, X, y, sensitive_features, *, rng):
+        self._resolve_classifier(X, sensitive_features)
         _check_robust_transforms(self.robust_transforms)
         members = [] if self.ensemble is None else list(self.ensemble)
         self.ensemble_ = [self._build_classifier(m, X, sensitive_features) for m in members]
@@ -508,7 +512,7 @@ class ColorFool(ImageAttackMixin, BaseProtector):
     def _protect(self, images, was_uint8, labels):
         clf = self.classifier_
         n_images = len(images)
-        rng = check_random_state(self.random_state)
+        rng = check_random_state_local(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=n_images)
         # The judges of a trial: the attacked classifier, then any ensemble members, each
         # with the label it must stop giving.

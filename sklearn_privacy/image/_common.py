@@ -100,12 +100,6 @@ class ImageAttackMixin:
             clf = clone(clf).fit(X, s)
         return ImageClassifier(clf, device=self.device_, **settings)
 
-    def _fit_images(self, X, sensitive_features):
-        self._fit_setup()
-        images, _ = self._validate_images(X, allow_different_sizes=isinstance(X, (list, tuple)))
-        self._resolve_classifier(X, sensitive_features)
-        return images
-
     def _transform_setup(self, X):
         check_is_fitted(self, "classifier_")
         images, was_uint8 = self._validate_images(X, allow_different_sizes=isinstance(X, (list, tuple)))

@@ -5,11 +5,10 @@ import numbers
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..base import BaseProtector
+from ..utils._torch import check_random_state_local
 from ..utils.estimator_checks import register_estimator_check_config
 from ._classifier import tensor_to_images
 from ._common import (
@@ -235,7 +234,9 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         self.random_state = random_state
         self.device = device
 
-    @_fit_context(prefer_skip_nested_validation=False)
+    _y_usage = "ignored"
+    _sensitive_usage = "optional"
+
     def fit(self, X, y=None, *, sensitive_features=None):
         """Validate the classifier, or train it as a surrogate when it is unfitted.
 
@@ -252,7 +253,10 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         -------
         self : PrivateFGSM
         """
-        self._fit_images(X, sensitive_features)
+        return self._fit_template(X, y, sensitive_features)
+
+    def _fit(self, X, y, sensitive_features, *, rng):
+        self._resolve_classifier(X, sensitive_features)
         if not self.classifier_.is_differentiable:
             raise ValueError(
                 "PrivateFGSM is a white-box attack: it needs a torch model (a torch.nn.Module, "
@@ -277,7 +281,7 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         """
         images, was_uint8 = self._transform_setup(X)
         n_images = len(images)
-        u = check_random_state(self.random_state).random_sample(n_images)
+        u = check_random_state_local(self.random_state).random_sample(n_images)
         outputs = {}
         success = np.zeros(n_images, dtype=bool)
         targets = np.zeros(n_images, dtype=np.int64)
