@@ -210,7 +210,7 @@ class BaseProtector(TorchPickleMixin, TransformerMixin, BaseEstimator, metaclass
             raise ValueError("y contains NaN or infinity; pass one class label per sample.")
         if y.dtype.kind == "O" and pd.isna(y).any():
             raise ValueError("y contains NaN or None; pass one class label per sample.")
-        kind = type_of_target(y, input_name="y")
+        kind = type_of_target(y, input_name="y", raise_unknown=True)  # "Unknown label type"
         if kind not in ("binary", "multiclass"):
             raise ValueError(
                 f"y must hold class labels (binary or multiclass); got {kind!r} values."
