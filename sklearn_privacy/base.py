@@ -17,6 +17,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import (
     _check_feature_names,
     _check_feature_names_in,
+    _generate_get_feature_names_out,
     check_is_fitted,
     column_or_1d,
 )
@@ -154,7 +155,8 @@ class BaseProtector(TorchPickleMixin, TransformerMixin, BaseEstimator, metaclass
         """Names of the output columns, for protectors fitted on 2-D motion input.
 
         A protector fitted on 2-D input (one channel, one column per timestamp) returns
-        2-D output with the same columns, so it supports
+        2-D output, with the input's columns when it keeps the window length (else
+        ``<classname>0, <classname>1, ...``), so it supports
         ``set_output(transform="pandas")``.
 
         Parameters
@@ -181,6 +183,9 @@ class BaseProtector(TorchPickleMixin, TransformerMixin, BaseEstimator, metaclass
                 "output of 3-D windows or images is not a table, so set_output("
                 "transform='pandas') cannot apply."
             )
+        n_out = getattr(self, "n_timestamps_out_", self.n_timestamps_in_)
+        if n_out != self.n_timestamps_in_:  # e.g. a shorter output: new column names
+            return _generate_get_feature_names_out(self, n_out, input_features=input_features)
         return _check_feature_names_in(self, input_features)
 
     # -- validation of fit's inputs ---------------------------------------------------
