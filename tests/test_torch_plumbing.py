@@ -170,59 +170,67 @@ _CHILD = textwrap.dedent(
     import pickle, sys, warnings
     import numpy as np, torch
     assert not torch.cuda.is_available()
-    with open(sys.argv[1], "rb") as f:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            bundle = pickle.load(f)
     out = {}
-    for name, (est, X, method) in bundle.items():
-        result = getattr(est, method)(X)
-        if isinstance(result, dict):  # a segmenter's masks
-            result = np.stack(list(result.values()))
-        out[name] = np.asarray(result, dtype=np.float64)
-        out[name + "/device"] = np.array(str(getattr(est, "device_", "cpu")))
-    out["warnings"] = np.array([str(w.message) for w in caught] or [""])
-    np.savez(sys.argv[2], **out)
+    for tag, path in zip(sys.argv[2::2], sys.argv[1::2]):
+        with open(path, "rb") as f:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                bundle = pickle.load(f)
+        for name, (est, X, method) in bundle.items():
+            result = getattr(est, method)(X)
+            if isinstance(result, dict):  # a segmenter's masks
+                result = np.stack(list(result.values()))
+            out[f"{tag}/{name}"] = np.asarray(result, dtype=np.float64)
+            out[f"{tag}/{name}/device"] = np.array(str(getattr(est, "device_", "cpu")))
+        out[f"{tag}/warnings"] = np.array([str(w.message) for w in caught] or [""])
+    np.savez(sys.argv[-1], **out)
     """
 )
 
 
-def _bundle():
+def _bundle(device="auto"):
     """Fitted estimators and wrappers with their inputs and outputs (in this process)."""
     bundle, expected = {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         for name in PICKLED:
             X, y, s = _data(name)
-            est = _fit(_make(name, random_state=0, device="auto"), name, X, y, s)
+            est = _fit(_make(name, random_state=0, device=device), name, X, y, s)
+            assert str(est.device_).startswith(device if device != "auto" else "")
             method = "predict_proba" if isinstance(est, BaseTorchClassifier) else "transform"
             bundle[name] = (est, X, method)
             expected[name] = _output(est, X)
     net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
                               torch.nn.Linear(3, 2))
     images = np.random.default_rng(1).random((3, 8, 8, 3)).astype(np.float32)
-    clf = ImageClassifier(net, input_size=8, device="auto")
+    clf = ImageClassifier(net, input_size=8, device=device)
     bundle["ImageClassifier"] = (clf, images, "decision_function")
     expected["ImageClassifier"] = clf.decision_function(images)
-    seg = TorchSegmenterAdapter(torch.nn.Conv2d(3, 3, kernel_size=1), {"sky": [1]}, device="auto")
+    seg = TorchSegmenterAdapter(torch.nn.Conv2d(3, 3, kernel_size=1), {"sky": [1]}, device=device)
     bundle["TorchSegmenterAdapter"] = (seg, images, "__call__")
     expected["TorchSegmenterAdapter"] = np.stack(list(seg(images).values()))
     return bundle, expected
 
 
-def _load_without_cuda(path, tmp_path):
-    """Unpickle ``path`` in a fresh interpreter that sees no GPU; return its outputs."""
+def _load_without_cuda(tmp_path, **pickles):
+    """Unpickle each of ``pickles`` (tag=bytes) in one fresh interpreter that sees no
+    GPU; return its outputs, keyed ``tag/name``."""
+    args = []
+    for tag, data in pickles.items():
+        path = tmp_path / f"{tag}.pkl"
+        path.write_bytes(data)
+        args += [str(path), tag]
     out = tmp_path / "out.npz"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-c", _CHILD, str(path), str(out)], check=True, env=env,
+    subprocess.run([sys.executable, "-c", _CHILD, *args, str(out)], check=True, env=env,
                    cwd=os.path.dirname(os.path.dirname(__file__)), timeout=120)
     return dict(np.load(out))
 
 
-def _check_outputs(loaded, expected, atol):
+def _check_outputs(loaded, tag, expected, atol):
     for name, value in expected.items():
-        np.testing.assert_allclose(loaded[name], value, atol=atol, err_msg=name)
-        assert str(loaded[name + "/device"]) == "cpu", name
+        np.testing.assert_allclose(loaded[f"{tag}/{name}"], value, atol=atol, err_msg=name)
+        assert str(loaded[f"{tag}/{name}/device"]) == "cpu", name
 
 
 @contextmanager
@@ -242,56 +250,36 @@ def _storages_tagged_as_cuda():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a GPU pickle on a CPU machine")
 def test_pickles_load_in_a_process_without_cuda(tmp_path):
     bundle, expected = _bundle()
-    path = tmp_path / "bundle.pkl"
-    path.write_bytes(pickle.dumps(bundle))
-    loaded = _load_without_cuda(path, tmp_path)
-    _check_outputs(loaded, expected, atol=1e-6)
-    assert str(loaded["warnings"][0]) == ""  # nothing to warn about: saved on the CPU
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(torch.cuda.is_available(), reason="simulates a GPU pickle on a CPU machine")
-def test_cuda_tagged_pickles_load_on_cpu_with_a_warning(tmp_path):
-    bundle, expected = _bundle()
-    for est, _, _ in bundle.values():  # what a GPU fit records
+    plain = pickle.dumps(bundle)
+    for est, _, _ in bundle.values():  # what a GPU fit records ...
         if hasattr(est, "device_"):
             est.device_ = "cuda:0"
             if hasattr(est, "net_"):
                 est.net_.device = "cuda:0"
-    with _storages_tagged_as_cuda():
-        data = pickle.dumps(bundle)
-    buffer = io.BytesIO()
-    with _storages_tagged_as_cuda():
+    with _storages_tagged_as_cuda():  # ... and how its tensors are serialised
+        gpu_like = pickle.dumps(bundle)
+        buffer = io.BytesIO()
         torch.save(torch.zeros(1), buffer)
     with pytest.raises(RuntimeError, match="CUDA"):  # the bytes really say CUDA
         torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
-    path = tmp_path / "bundle.pkl"
-    path.write_bytes(data)
-    loaded = _load_without_cuda(path, tmp_path)
-    _check_outputs(loaded, expected, atol=1e-6)
-    assert any("CUDA is not available, loading on CPU" in str(w) for w in loaded["warnings"])
+    loaded = _load_without_cuda(tmp_path, plain=plain, gpu_like=gpu_like)
+    _check_outputs(loaded, "plain", expected, atol=1e-6)
+    assert str(loaded["plain/warnings"][0]) == ""  # saved on the CPU: nothing to say
+    _check_outputs(loaded, "gpu_like", expected, atol=1e-6)
+    assert any("CUDA is not available, loading on CPU" in str(w)
+               for w in loaded["gpu_like/warnings"])
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_pickles_load_in_a_process_without_cuda(tmp_path):
-    bundle, expected = {}, {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        for name in PICKLED:
-            X, y, s = _data(name)
-            est = _fit(_make(name, random_state=0, device="cuda"), name, X, y, s)
-            assert str(est.device_).startswith("cuda")
-            method = "predict_proba" if isinstance(est, BaseTorchClassifier) else "transform"
-            bundle[name] = (est, X, method)
-            expected[name] = _output(est, X)
-    path = tmp_path / "bundle.pkl"
-    path.write_bytes(pickle.dumps(bundle))
-    loaded = _load_without_cuda(path, tmp_path)
-    _check_outputs(loaded, expected, atol=1e-4)  # CPU vs GPU kernels
-    assert any("CUDA is not available, loading on CPU" in str(w) for w in loaded["warnings"])
+    bundle, expected = _bundle(device="cuda")
+    loaded = _load_without_cuda(tmp_path, gpu=pickle.dumps(bundle))
+    _check_outputs(loaded, "gpu", expected, atol=1e-4)  # CPU vs GPU kernels
+    assert any("CUDA is not available, loading on CPU" in str(w) for w in loaded["gpu/warnings"])
 
 
 # -- progress ----------------------------------------------------------------------------
