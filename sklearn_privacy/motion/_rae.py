@@ -95,9 +95,11 @@ class ReplacementAutoEncoder(BaseProtector):
         is not trained to convergence blurs the kept activities: on HAPT magnitudes an
         app trained on raw data then read sitting and lying as standing.
     device : str, default="auto"
-        Torch device; ``"auto"`` picks CUDA when available.
+        Torch device; ``"auto"`` picks CUDA when available (else the CPU); an explicit
+        ``"cuda"`` without CUDA is an error at :meth:`fit`.
     random_state : int, RandomState instance or None, default=None
-        Seeds numpy and torch (weights, batches, replacement pairs, split).
+        Seeds numpy and torch (weights, batches, replacement pairs, split) through
+        local generators: fitting leaves the global random state unchanged.
     verbose : int, default=0
         Show a progress bar over epochs.
 
