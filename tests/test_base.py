@@ -161,3 +161,13 @@ def test_make_pipeline_without_routing_passes_step_params(windows):
     pipe = make_pipeline(RecordingProtector(), FunctionTransformer(_flatten), LogisticRegression())
     pipe.fit(X, y, recordingprotector__sensitive_features=s)
     np.testing.assert_array_equal(pipe[0].seen_sensitive_, s)
+
+
+def test_base_protector_docstring_has_only_numpydoc_sections():
+    docscrape = pytest.importorskip("numpydoc.docscrape")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpydoc warns "Unknown section ..."
+        doc = docscrape.ClassDoc(BaseProtector)
+    assert any("random_state" in line for line in doc["Notes"])
