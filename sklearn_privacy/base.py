@@ -119,15 +119,19 @@ class BaseProtector(TorchPickleMixin, TransformerMixin, BaseEstimator, metaclass
             self._fit(X_valid, y, sensitive_features, rng=rng, **fit_params)
         return self
 
-    @abstractmethod
     def _fit(self, X, y, sensitive_features, *, rng, **fit_params):
         """Fit on validated inputs.
 
         ``X`` is validated (motion: float32 ``(n, T, d)``; images: float32 in [0, 1]),
         ``y`` and ``sensitive_features`` are validated as the class declares, ``rng`` is
         the local numpy generator of this fit, and torch's generator is already forked
-        and seeded from it.
+        and seeded from it. Not abstract, so that subclasses written before the
+        template method, which override :meth:`fit` itself, keep working.
         """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _fit(X, y, sensitive_features, *, rng) "
+            "(called by BaseProtector.fit after validation), or override fit."
+        )
 
     @abstractmethod
     def transform(self, X):

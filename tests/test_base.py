@@ -171,3 +171,16 @@ def test_base_protector_docstring_has_only_numpydoc_sections():
         warnings.simplefilter("error")  # numpydoc warns "Unknown section ..."
         doc = docscrape.ClassDoc(BaseProtector)
     assert any("random_state" in line for line in doc["Notes"])
+
+
+def test_subclass_overriding_fit_itself_still_works(windows):
+    class LegacyProtector(BaseProtector):
+        def fit(self, X, y=None, *, sensitive_features=None):
+            self._validate_motion(X, reset=True)
+            return self
+
+        def transform(self, X):
+            return self._restore_motion(self._validate_motion(X, reset=False), X)
+
+    X = windows[0]
+    np.testing.assert_array_equal(LegacyProtector().fit_transform(X), X)
