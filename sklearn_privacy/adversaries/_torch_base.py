@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from ..utils._torch import (
     EpochProgress,
     TorchPickleMixin,
-    _check_fit_groups,
+    check_fit_groups,
     check_random_state_local,
     draw_seed,
     progress_bar,
@@ -113,7 +113,7 @@ class BaseTorchClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator, meta
         y_enc = y_enc.astype(np.int64)
         group_codes = None
         if groups is not None:
-            groups, group_codes = _check_fit_groups(groups, len(y_enc))
+            groups, group_codes = check_fit_groups(groups, len(y_enc))
 
         weight = None
         if self.class_weight is not None:

@@ -32,6 +32,7 @@ __all__ = [
     "EpochProgress",
     "TorchPickleMixin",
     "check_batch_size",
+    "check_fit_groups",
     "check_random_state_local",
     "draw_seed",
     "get_map_location",
@@ -157,7 +158,7 @@ def torch_random_context(seed, device="cpu"):
 
 
 # -- validation split --------------------------------------------------------------------
-def _check_fit_groups(groups, n_samples):
+def check_fit_groups(groups, n_samples):
     """Validate the ``groups`` given to ``fit``: 1-D ids or 2-D rows, one per sample.
 
     Returns the array and the integer group code of each sample (each distinct row of
@@ -235,7 +236,7 @@ def validation_split(y, groups, validation_fraction, random_state, *, disable_hi
     y = np.asarray(y)
     n_samples = len(y)
     if groups is not None:
-        _, group = _check_fit_groups(groups, n_samples)
+        _, group = check_fit_groups(groups, n_samples)
         return _class_preserving_group_split(y, group, validation_fraction, random_state, hint)
     if n_samples < 3:
         raise ValueError(
