@@ -144,6 +144,9 @@ class ImageClassifier(TorchPickleMixin):
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the model runs. A module on another device is *copied* there (the
         caller's module is never moved or switched out of its training mode).
+        ``"auto"`` picks CUDA when available; an explicit ``"cuda"`` without CUDA is a
+        ``ValueError``. Pickled on a GPU, the wrapper loads on a CPU-only machine on the
+        CPU, with a warning.
     batch_size : int, default=64
         Images per forward pass in :meth:`predict` and :meth:`decision_function`.
     antialias : bool, default=True

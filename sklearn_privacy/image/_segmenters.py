@@ -241,7 +241,10 @@ class TorchSegmenterAdapter(TorchPickleMixin):
     mean, std : sequence of 3 floats, default=None
         Normalisation expected by the model.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
-        Where the model runs (a copy is moved there when needed).
+        Where the model runs (a copy is moved there when needed). ``"auto"`` picks CUDA
+        when available; an explicit ``"cuda"`` without CUDA is a ``ValueError`` when
+        called. Pickled on a GPU, the adapter loads on a CPU-only machine on the CPU,
+        with a warning.
     batch_size : int, default=8
         Images per forward pass.
 
