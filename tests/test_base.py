@@ -12,7 +12,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_privacy.base import BaseProtector
 from sklearn_privacy.utils import check_images, check_motion_windows
-from sklearn_privacy.utils._torch import resolve_device, seed_torch
+from sklearn_privacy.utils._torch import resolve_device
 
 
 class RecordingProtector(BaseProtector):
@@ -23,11 +23,10 @@ class RecordingProtector(BaseProtector):
         self.random_state = random_state
         self.device = device
 
-    def fit(self, X, y=None, *, sensitive_features=None):
-        X = self._validate_motion(X, reset=True)
-        self._fit_setup()
-        self.seen_sensitive_ = self._check_sensitive(sensitive_features, len(X))
+    def _fit(self, X, y, sensitive_features, *, rng):
+        self.seen_sensitive_ = sensitive_features
         self.torch_draw_ = torch.rand(3).numpy()
+        self.numpy_draw_ = rng.random_sample(3)
         return self
 
     def transform(self, X):
@@ -88,11 +87,12 @@ def test_random_state_seeds_torch(windows):
     assert not np.array_equal(a, c)
 
 
-def test_seed_torch_with_randomstate_instance_is_reproducible():
-    seed_torch(np.random.RandomState(7))
-    a = torch.rand(2)
-    seed_torch(np.random.RandomState(7))
-    np.testing.assert_array_equal(a.numpy(), torch.rand(2).numpy())
+def test_randomstate_instance_is_reproducible(windows):
+    X, y, s = windows
+    a = RecordingProtector(random_state=np.random.RandomState(7)).fit(X, y, sensitive_features=s)
+    b = RecordingProtector(random_state=np.random.RandomState(7)).fit(X, y, sensitive_features=s)
+    np.testing.assert_array_equal(a.torch_draw_, b.torch_draw_)
+    np.testing.assert_array_equal(a.numpy_draw_, b.numpy_draw_)
 
 
 def test_resolve_device():
@@ -161,3 +161,26 @@ def test_make_pipeline_without_routing_passes_step_params(windows):
     pipe = make_pipeline(RecordingProtector(), FunctionTransformer(_flatten), LogisticRegression())
     pipe.fit(X, y, recordingprotector__sensitive_features=s)
     np.testing.assert_array_equal(pipe[0].seen_sensitive_, s)
+
+
+def test_base_protector_docstring_has_only_numpydoc_sections():
+    docscrape = pytest.importorskip("numpydoc.docscrape")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpydoc warns "Unknown section ..."
+        doc = docscrape.ClassDoc(BaseProtector)
+    assert any("random_state" in line for line in doc["Notes"])
+
+
+def test_subclass_overriding_fit_itself_still_works(windows):
+    class LegacyProtector(BaseProtector):
+        def fit(self, X, y=None, *, sensitive_features=None):
+            self._validate_motion(X, reset=True)
+            return self
+
+        def transform(self, X):
+            return self._restore_motion(self._validate_motion(X, reset=False), X)
+
+    X = windows[0]
+    np.testing.assert_array_equal(LegacyProtector().fit_transform(X), X)

@@ -893,7 +893,7 @@ def test_dtype_convention_float16_and_bad_input(make):
         (X[:0], "empty"),
         ([], "empty"),
         (X.astype(np.int64), r"in \[0, 1\]"),
-        ([X[0], np.zeros((12, 12), np.uint8)], r"\(n_images, height, width, 3\)"),
+        ([X[0], np.zeros((12, 12), np.uint8)], r"\(height, width, 3\)"),
     ]
     for bad, message in cases:
         with pytest.raises(ValueError, match=message):

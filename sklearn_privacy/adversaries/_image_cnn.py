@@ -64,11 +64,15 @@ class ImageCNNClassifier(BaseTorchClassifier):
         While training, flip each image horizontally at random and translate it by up
         to ``input_size // 8`` pixels (reflect padding + random crop).
     verbose : int, default=0
-        ``>= 1``: skorch's epoch table and a progress bar.
+        ``>= 1``: a progress bar over the epochs (on stderr).
     random_state : int, RandomState instance or None, default=None
-        Seeds the weights, the batch order, dropout, augmentation and the split.
+        Seeds the weights, the batch order, dropout, augmentation and the split,
+        through local generators: fitting leaves the global numpy and torch random
+        state unchanged.
     device : str or torch.device, default="auto"
-        ``"auto"`` uses CUDA when available.
+        ``"auto"`` uses CUDA when available (else the CPU); an explicit ``"cuda"`` on a
+        machine without CUDA is a ``ValueError`` at :meth:`fit`. A model pickled on a
+        GPU loads on a CPU-only machine on the CPU, with a warning.
 
     Attributes
     ----------

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils._torch import check_batch_size, resolve_device
+from ..utils._torch import TorchPickleMixin, check_batch_size, resolve_device
 from ..utils.validation import check_images
 
 __all__ = ["ImageClassifier", "topk_out_rate"]
@@ -107,7 +107,7 @@ def tensor_to_images(t):
     return t.detach().permute(0, 2, 3, 1).to("cpu", torch.float32).numpy()
 
 
-class ImageClassifier:
+class ImageClassifier(TorchPickleMixin):
     """A classifier of images bundled with its deployment preprocessing.
 
     Protectors attack the classifier through this wrapper: images (floats in [0, 1]) are
@@ -144,6 +144,9 @@ class ImageClassifier:
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the model runs. A module on another device is *copied* there (the
         caller's module is never moved or switched out of its training mode).
+        ``"auto"`` picks CUDA when available; an explicit ``"cuda"`` without CUDA is a
+        ``ValueError``. Pickled on a GPU, the wrapper loads on a CPU-only machine on the
+        CPU, with a warning.
     batch_size : int, default=64
         Images per forward pass in :meth:`predict` and :meth:`decision_function`.
     antialias : bool, default=True
@@ -173,6 +176,9 @@ class ImageClassifier:
     >>> clf.predict(np.zeros((4, 20, 20, 3), dtype=np.uint8)).shape
     (4,)
     """
+
+    # Saved with torch.save and loaded on the CPU when CUDA is gone (TorchPickleMixin).
+    _torch_attributes = ("classifier",)
 
     def __init__(
         self,
@@ -278,28 +284,30 @@ class ImageClassifier:
         """Whether gradients flow from the logits back to the pixels (white-box)."""
         return self._module is not None
 
-    # -- pickling: always store the model on CPU --------------------------------------
+    # -- pickling: skorch's scheme (TorchPickleMixin) ----------------------------------
     def __getstate__(self):
-        state = self.__dict__.copy()
+        state = super().__getstate__()  # a torch module is saved with torch.save
         state["_module"] = None  # rebuilt from ``classifier`` on load
-        clf = state["classifier"]
-        if isinstance(clf, torch.nn.Module):
-            dev = _module_device(clf)
-            if dev is not None and dev.type != "cpu":
-                state["classifier"] = copy.deepcopy(clf).cpu()
         return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
-        device = self.device
-        if device not in (None, "auto") and torch.device(device).type == "cuda":
-            if not torch.cuda.is_available():
+        saved_on = state.get("device_")
+        # Loads the module on the CPU, with a warning, when it was saved on CUDA and
+        # CUDA is not available here.
+        super().__setstate__(state)
+        requested = saved_on if self.device in (None, "auto") else self.device
+        device = None
+        if (
+            requested is not None and torch.device(requested).type == "cuda"
+            and not torch.cuda.is_available()
+        ):
+            if not str(saved_on).startswith("cuda"):  # not warned about yet
                 warnings.warn(
-                    f"ImageClassifier was saved with device={device!r}; CUDA is not "
+                    f"ImageClassifier was saved with device={self.device!r}; CUDA is not "
                     "available, loading on CPU.",
                     UserWarning,
                 )
-                device = "cpu"
+            device = "cpu"
         self._setup(device=device)
 
     def __repr__(self):

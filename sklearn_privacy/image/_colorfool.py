@@ -7,7 +7,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from sklearn.base import _fit_context
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -415,7 +414,9 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         self.random_state = random_state
         self.device = device
 
-    @_fit_context(prefer_skip_nested_validation=False)
+    _y_usage = "ignored"
+    _sensitive_usage = "optional"
+
     def fit(self, X, y=None, *, sensitive_features=None):
         """Validate the classifier, or train it as a surrogate when it is unfitted.
 
@@ -432,7 +433,10 @@ class ColorFool(ImageAttackMixin, BaseProtector):
         -------
         self : ColorFool
         """
-        self._fit_images(X, sensitive_features)
+        return self._fit_template(X, y, sensitive_features)
+
+    def _fit(self, X, y, sensitive_features, *, rng):
+        self._resolve_classifier(X, sensitive_features)
         _check_robust_transforms(self.robust_transforms)
         members = [] if self.ensemble is None else list(self.ensemble)
         self.ensemble_ = [self._build_classifier(m, X, sensitive_features) for m in members]

@@ -5,9 +5,10 @@ import hashlib
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
+
+from ..utils._torch import check_random_state_local
 
 from ._classifier import ImageClassifier, images_to_tensor, is_fitted_classifier
 
@@ -84,7 +85,7 @@ def image_seeds(images, random_state):
     seeds : list of int
         Non-negative 64-bit seeds, one per image, in input order.
     """
-    base = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    base = int(check_random_state_local(random_state).randint(np.iinfo(np.int32).max))
     seeds = []
     for img in images:
         levels = np.round(np.asarray(img, dtype=np.float32) * np.float32(255.0)).astype(np.uint8)
@@ -136,12 +137,6 @@ class ImageAttackMixin:
                 s = s[:, 0]
             clf = clone(clf).fit(X, s)
         return ImageClassifier(clf, device=self.device_, **settings)
-
-    def _fit_images(self, X, sensitive_features):
-        self._fit_setup()
-        images, _ = self._validate_images(X, allow_different_sizes=isinstance(X, (list, tuple)))
-        self._resolve_classifier(X, sensitive_features)
-        return images
 
     def transform(self, X):
         """Protect images (see :meth:`transform_with_diagnostics` for per-image figures).

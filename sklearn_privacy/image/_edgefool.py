@@ -1,17 +1,15 @@
 """EdgeFool: an adversarial image-enhancement filter (Shamsabadi et al., ICASSP 2020)."""
 
-import copy
-import itertools
 import numbers
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch.func import functional_call
 
 from ..base import BaseProtector
+from ..utils._torch import draw_seed, progress_bar
 from ..utils.estimator_checks import register_estimator_check_config
 from ._classifier import tensor_to_images
 from ._common import (
@@ -308,7 +306,7 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
         Images optimised together (``"per_image"``), mini-batch size (``"universal"``
         fit) and images per forward pass (``"universal"`` transform).
     verbose : int, default=0
-        ``>= 1`` prints progress.
+        ``>= 1`` shows a progress bar (training steps in fit, images in transform).
     random_state : int, RandomState instance or None, default=None
         Seeds the filters' initialisation (the random part of the head, identical for
         every per-image filter), the surrogate and the universal mini-batch order.
@@ -425,7 +423,11 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
         self.device = device
 
     # -- fit -----------------------------------------------------------------------------
-    @_fit_context(prefer_skip_nested_validation=False)
+    _y_usage = "ignored"
+    _sensitive_usage = "optional"
+    # Saved with torch.save, loaded on the CPU when CUDA is gone (TorchPickleMixin).
+    _torch_attributes = ("filter_",)
+
     def fit(self, X, y=None, *, sensitive_features=None):
         """Set up the classifier (training a surrogate if needed); train the universal filter.
 
@@ -442,14 +444,17 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
         -------
         self : EdgeFool
         """
-        images = self._fit_images(X, sensitive_features)
+        return self._fit_template(X, y, sensitive_features)
+
+    def _fit(self, images, y, sensitive_features, *, rng):
+        self._resolve_classifier(images, sensitive_features)
         if not self.classifier_.is_differentiable:
             raise ValueError(
                 f"EdgeFool is a white-box attack: it needs gradients, but "
                 f"{type(self.classifier_.classifier).__name__} is used black-box (predict "
                 "only). Pass a torch module, a skorch net or an object with torch_model()."
             )
-        generator = torch.Generator().manual_seed(int(self._rng.randint(np.iinfo(np.int32).max)))
+        generator = torch.Generator().manual_seed(draw_seed(rng))
         self.filter_ = EdgeFoolFilter(1, channels=self.n_channels, generator=generator)
         self.filter_.to(self.device_)
         if self.mode == "universal":
@@ -460,7 +465,7 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
                         "Resize them first (transform accepts any size)."
                     )
                 images = np.stack(images)
-            self._fit_universal(images)
+            self._fit_universal(images, rng)
         return self
 
     def _l0_targets(self, x):
@@ -497,7 +502,7 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
             return fooled & (mse < self.mse_threshold)
         return fooled & _within_budget(levels, x, self.min_psnr).to(fooled.device)
 
-    def _fit_universal(self, images):
+    def _fit_universal(self, images, rng):
         device = self.device_
         n_images = images.shape[0]
         x_all = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
@@ -510,8 +515,9 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
         params = flat_filter.flatten()
         exp_avg, exp_avg_sq = torch.zeros_like(params), torch.zeros_like(params)
         step, converged = 0, False
+        bar = progress_bar(self.max_iter, desc="EdgeFool", verbose=self.verbose, unit="step")
         while step < self.max_iter and not converged:
-            order = self._rng.permutation(n_images)
+            order = rng.permutation(n_images)
             converged = True  # until an image of this epoch misses the stopping test
             for start in range(0, n_images, self.batch_size):
                 if step >= self.max_iter:
@@ -530,9 +536,11 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
                     _adam_step(params, grads, exp_avg, exp_avg_sq,
                                torch.full((1,), float(step), dtype=torch.float64, device=device),
                                lr=self.lr, max_norm=self.max_grad_norm)
-                if self.verbose and step % 100 == 0:
-                    print(f"[EdgeFool] step {step}: loss {loss.item():.4f}, "
-                          f"fooled {fooled.float().mean().item():.2f}")
+                if self.verbose:
+                    bar.set_postfix(loss=f"{loss.item():.4f}",
+                                    fooled=f"{fooled.float().mean().item():.2f}", refresh=False)
+                    bar.update(1)
+        bar.close()
         flat_filter.load(params)
         self.n_iter_ = step
         self.converged_ = converged
@@ -610,6 +618,7 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
         # bank is empty. A finished image leaves the bank and the next one takes its place.
         chunks = image_groups(images, self.batch_size)
         pending = next(chunks, None)
+        bar = progress_bar(n_images, desc="EdgeFool", verbose=self.verbose, unit="image")
         while True:
             room = self.batch_size - len(bank)
             while (
@@ -634,8 +643,7 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
                 done_idx = bank.index[finished]
                 outputs.update(zip(done_idx.tolist(), tensor_to_images(levels[rows])))
                 n_iter[done_idx] = bank.steps[rows].cpu().numpy().astype(np.int64)
-                if self.verbose:
-                    print(f"[EdgeFool] {len(outputs)}/{n_images} images done")
+                bar.update(int(finished.sum()))
             active = ~finished
             if active.any():
                 weights = torch.as_tensor(active, device=device, dtype=mse.dtype)
@@ -648,22 +656,8 @@ class EdgeFool(ImageAttackMixin, BaseProtector):
                                lr=self.lr, max_norm=self.max_grad_norm)
             bank.params = bank.params.detach()
             bank.keep(active)
+        bar.close()
         return outputs, n_iter
-
-    # -- persistence -----------------------------------------------------------------------
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        filt = state.get("filter_")
-        tensors = itertools.chain(filt.parameters(), filt.buffers()) if filt is not None else ()
-        if any(t.device.type != "cpu" for t in tensors):
-            state["filter_"] = copy.deepcopy(filt).cpu()
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        device = getattr(self, "device_", None)
-        if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
-            self.device_ = "cpu"
 
 
 register_estimator_check_config(

@@ -5,7 +5,6 @@ import numbers
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import _fit_context
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -220,7 +219,9 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         self.random_state = random_state
         self.device = device
 
-    @_fit_context(prefer_skip_nested_validation=False)
+    _y_usage = "ignored"
+    _sensitive_usage = "optional"
+
     def fit(self, X, y=None, *, sensitive_features=None):
         """Validate the classifier, or train it as a surrogate when it is unfitted.
 
@@ -237,7 +238,10 @@ class PrivateFGSM(ImageAttackMixin, BaseProtector):
         -------
         self : PrivateFGSM
         """
-        self._fit_images(X, sensitive_features)
+        return self._fit_template(X, y, sensitive_features)
+
+    def _fit(self, X, y, sensitive_features, *, rng):
+        self._resolve_classifier(X, sensitive_features)
         if not self.classifier_.is_differentiable:
             raise ValueError(
                 "PrivateFGSM is a white-box attack: it needs a torch model (a torch.nn.Module, "

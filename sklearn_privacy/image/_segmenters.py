@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..utils._torch import check_batch_size, resolve_device
+from ..utils._torch import TorchPickleMixin, check_batch_size, get_map_location, resolve_device
 from ._classifier import _check_channel_stat, _check_size, _eval_mode, _module_device
 from ._color import rgb_to_lab
 
@@ -219,7 +219,7 @@ class HeuristicSegmenter:
             return masks / masks.sum(dim=1, keepdim=True).clamp_min(1.0)
 
 
-class TorchSegmenterAdapter:
+class TorchSegmenterAdapter(TorchPickleMixin):
     """Use any torch semantic-segmentation network as a ColorFool segmenter.
 
     The network's per-pixel logits are turned into probabilities (softmax over classes),
@@ -241,7 +241,10 @@ class TorchSegmenterAdapter:
     mean, std : sequence of 3 floats, default=None
         Normalisation expected by the model.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
-        Where the model runs (a copy is moved there when needed).
+        Where the model runs (a copy is moved there when needed). ``"auto"`` picks CUDA
+        when available; an explicit ``"cuda"`` without CUDA is a ``ValueError`` when
+        called. Pickled on a GPU, the adapter loads on a CPU-only machine on the CPU,
+        with a warning.
     batch_size : int, default=8
         Images per forward pass.
 
@@ -254,6 +257,9 @@ class TorchSegmenterAdapter:
     >>> sorted(seg(np.random.rand(2, 6, 6, 3)))
     ['sky', 'water']
     """
+
+    # Saved with torch.save and loaded on the CPU when CUDA is gone (TorchPickleMixin).
+    _torch_attributes = ("model",)
 
     def __init__(self, model, class_mapping, *, input_size=None, mean=None, std=None, device="auto", batch_size=8):
         self.model = model
@@ -271,12 +277,24 @@ class TorchSegmenterAdapter:
         )
 
     def __getstate__(self):
-        state = self.__dict__.copy()
+        state = super().__getstate__()  # the model is saved with torch.save
         state.pop("_cache", None)
         dev = _module_device(self.model) if isinstance(self.model, torch.nn.Module) else None
-        if dev is not None and dev.type != "cpu":
-            state["model"] = copy.deepcopy(self.model).cpu()
+        state["device_"] = None if dev is None else str(dev)  # where the model was
         return state
+
+    def __setstate__(self, state):
+        # The model loads on the CPU, with a warning, when it was saved on CUDA and
+        # CUDA is not available here; an explicit CUDA ``device`` then becomes "cpu".
+        saved_on = state.get("device_")
+        super().__setstate__(state)
+        self.__dict__.pop("device_", None)
+        device = self.device
+        if device not in (None, "auto") and torch.device(device).type == "cuda":
+            if not torch.cuda.is_available():
+                if not str(saved_on).startswith("cuda"):  # not warned about yet
+                    get_map_location(device, owner="TorchSegmenterAdapter")
+                self.device = "cpu"
 
     def _mapping(self):
         if not isinstance(self.class_mapping, dict) or not self.class_mapping:

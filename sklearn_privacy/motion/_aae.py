@@ -9,25 +9,29 @@ decoder), one for the auxiliary classifiers (adversaries and task classifier).
 
 import copy
 import numbers
+import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.base import _fit_context
-from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedShuffleSplit
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import Callback, PassthroughScoring
 from skorch.dataset import Dataset, unpack_data
 from skorch.helper import predefined_split
 from skorch.utils import to_tensor
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..base import BaseProtector
+from ..utils._torch import (
+    EpochProgress,
+    check_random_state_local,
+    draw_seed,
+    progress_bar,
+    validation_split,
+)
 from ..utils.estimator_checks import register_estimator_check_config
 from ._modules import PRIVACY_LOSSES, AdversarialModule, reset_parameters
 
@@ -65,13 +69,6 @@ def _output_dtype(X):
     return np.dtype(np.float64)
 
 
-def _available_device(device):
-    """``device``, or ``"cpu"`` for a CUDA device on a machine without CUDA."""
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        return "cpu"
-    return device
-
-
 def _channel_stats(X):
     """Per-channel mean and standard deviation of ``(n, T, d)`` windows."""
     mean = X.mean(axis=(0, 1), dtype=np.float64)
@@ -104,41 +101,14 @@ def _batched_forward(forward, Xs, batch_size, device):
     return out
 
 
-def _validation_split(n_samples, fraction, *, groups=None, stratify=None, random_state=None):
-    """Indices ``(train, valid)`` of a validation split of the *training* data.
-
-    ``valid`` is ``None`` when no validation is asked for or the data are too few. With
-    ``groups`` (recording ids) whole groups are held out; otherwise the split is
-    stratified on ``stratify`` when possible.
-    """
-    all_idx = np.arange(n_samples)
-    if groups is not None:
-        groups = column_or_1d(groups, warn=True)
-        if groups.shape[0] != n_samples:
-            raise ValueError(f"groups has {groups.shape[0]} entries but X has {n_samples} samples.")
-    if fraction is None or fraction == 0:
-        return all_idx, None
-    if groups is not None:
-        if np.unique(groups).shape[0] < 2:
-            raise ValueError(
-                "groups must hold at least 2 distinct recordings to hold one out for "
-                "validation; pass validation_fraction=None to train without validation."
-            )
-        splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=random_state)
-        return next(splitter.split(all_idx, groups=groups))
-    n_valid = int(np.ceil(fraction * n_samples))
-    if n_valid < 1 or n_samples - n_valid < 2:
-        return all_idx, None
-    if stratify is not None:
-        try:
-            splitter = StratifiedShuffleSplit(
-                n_splits=1, test_size=n_valid, random_state=random_state
-            )
-            return next(splitter.split(all_idx, stratify))
-        except ValueError:  # a class too rare to stratify on
-            pass
-    splitter = ShuffleSplit(n_splits=1, test_size=n_valid, random_state=random_state)
-    return next(splitter.split(all_idx))
+def _train_valid_split(y, groups, fraction, rng):
+    """Indices ``(train, valid)``: the library's one validation rule, ``valid`` being
+    ``None`` when ``fraction`` is ``None`` (no validation)."""
+    if fraction is None:
+        return np.arange(len(y)), None
+    return validation_split(
+        y, groups, fraction, draw_seed(rng), disable_hint="validation_fraction=None"
+    )
 
 
 def _encode_labels(values, what):
@@ -409,23 +379,11 @@ class _ClassifierEarlyStopping(Callback):
                 clf.load_state_dict(state)
 
 
-class _EpochProgress(Callback):
-    """Advance a tqdm bar at every epoch and show the latest scores."""
-
-    def __init__(self, bar):
-        self.bar = bar
-
-    def on_epoch_end(self, net, dataset_valid=None, **kwargs):
-        row = net.history[-1]
-        prefix = "valid" if dataset_valid is not None else "train"
-        phase = getattr(net, "phase", None)
-        shown = {"phase": phase[:4]} if phase else {}
-        for key, short in [("adv_latent_acc", "lat"), ("adv_output_acc", "out"),
-                           ("utility_acc", "util"), ("rec_mse", "mse"), ("loss", "loss")]:
-            if f"{prefix}_{key}" in row:
-                shown[short] = f"{row[f'{prefix}_{key}']:.3f}"
-        self.bar.set_postfix(shown, refresh=False)
-        self.bar.update(1)
+#: Scores shown by the progress bar (history key, short name).
+_PROGRESS_KEYS = (
+    ("adv_latent_acc", "lat"), ("adv_output_acc", "out"), ("utility_acc", "util"),
+    ("rec_mse", "mse"), ("loss", "loss"),
+)
 
 
 _SCORE_KEYS = ("adv_latent_acc", "adv_output_acc", "utility_acc", "rec_mse")
@@ -547,11 +505,13 @@ class MotionAnonymizer(BaseProtector):
     batch_size : int, default=128
         Training batch size, and batch size of :meth:`transform` (bounded memory).
     device : str, default="auto"
-        Torch device; ``"auto"`` picks CUDA when available.
+        Torch device; ``"auto"`` picks CUDA when available (else the CPU); an explicit
+        ``"cuda"`` without CUDA is an error at :meth:`fit`.
     random_state : int, RandomState instance or None, default=None
-        Seeds numpy and torch (weights, batches, splits, noise).
+        Seeds numpy and torch (weights, batches, splits, noise) through local
+        generators: fitting leaves the global numpy and torch random state unchanged.
     verbose : int, default=0
-        Show a progress bar (tqdm) over the epochs of all rounds.
+        Show a progress bar over the epochs of all rounds.
 
     Attributes
     ----------
@@ -720,7 +680,9 @@ class MotionAnonymizer(BaseProtector):
         value = getattr(self, name)
         return SCHEDULES[self.schedule][name] if value is None else value
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    _y_usage = "optional"
+    _y_min_classes = 2
+
     def fit(self, X, y=None, *, sensitive_features=None, groups=None):
         """Train the anonymizer against adversaries of ``sensitive_features``.
 
@@ -729,57 +691,56 @@ class MotionAnonymizer(BaseProtector):
         X : array-like of shape (n_windows, n_timestamps, n_channels) or (n_windows, n_timestamps)
             Training windows.
         y : array-like of shape (n_windows,), default=None
-            Task labels (the activity) the output must keep. Without them the task
-            classifier and its loss term are dropped.
+            Task labels (the activity) the output must keep, at least 2 classes.
+            Without them the task classifier and its loss term are dropped, with a
+            warning.
         sensitive_features : array-like of shape (n_windows,) or (n_windows, n_attributes)
             What must be hidden: identity, or categorical attributes (one adversary head
             per column). Required; requested through metadata routing by default.
         groups : array-like of shape (n_windows,), default=None
             Recording (or session, or chunk) ids: the validation split holds out whole
-            groups, so overlapping windows never straddle it. To validate identity
-            adversaries, the held-out groups must belong to people who also have
-            training groups (with one recording per person, use chunks of it). Not
-            requested by default in routing (use ``set_fit_request(groups=True)``).
+            groups, so overlapping windows never straddle it; 2-D groups (e.g. the rows
+            of :func:`~sklearn_privacy.model_selection.window_groups`) make each distinct
+            row one group. Groups holding the last training windows of a sensitive
+            class are not held out (an adversary is validated only on people it trained
+            on); when no group can be held out this is an error: pass finer groups or
+            ``validation_fraction=None``. Not requested by default in routing (use
+            ``set_fit_request(groups=True)``).
 
         Returns
         -------
         self : MotionAnonymizer
         """
+        return self._fit_template(X, y, sensitive_features, groups=groups)
+
+    def _fit(self, X3, y, sensitive_features, *, rng, groups=None):
         if self.task_head != "linear" and not self.task_bottleneck:
             raise ValueError(
                 f"task_head={self.task_head!r} is the predictor of the task bottleneck; "
                 "set task_bottleneck=True, 'soft' or 'hard' as well."
             )
-        X3 = self._validate_motion(X, reset=True)
         n = X3.shape[0]
         y_codes, sens_codes = self._encode_targets(y, sensitive_features, n)
-        rng = self._fit_setup()
+        if y is None:
+            warnings.warn(
+                "MotionAnonymizer is fitted without y: nothing keeps the task (activity) "
+                "recognisable in its output. Pass the task labels as y to keep it.",
+                UserWarning,
+            )
         self.mean_, self.scale_ = _channel_stats(X3)
         Xs = _to_channels_first(X3, self.mean_, self.scale_)
         targets = np.column_stack([y_codes, *sens_codes]).astype(np.int64)
-        train, valid = _validation_split(
-            n,
-            self.validation_fraction,
-            groups=groups,
-            stratify=sens_codes[0],
-            random_state=rng.randint(np.iinfo(np.int32).max),
-        )
+        train, valid = _train_valid_split(sens_codes[0], groups, self.validation_fraction, rng)
         n_rounds = self._resolved("n_rounds")
         epochs_per_round = self._resolved("classifier_epochs") + self._resolved("anonymizer_epochs")
-        bar = tqdm(
-            total=n_rounds * epochs_per_round,
-            disable=not self.verbose,
-            desc="MotionAnonymizer",
-            unit="epoch",
-        )
-        try:
+        with progress_bar(
+            n_rounds * epochs_per_round, desc="MotionAnonymizer", verbose=self.verbose
+        ) as bar:
             net = self._make_net(Xs, targets, train, valid, bar)
             self.history_ = [
                 self._run_round(net, r, Xs[train], targets[train], valid is not None)
                 for r in range(n_rounds)
             ]
-        finally:
-            bar.close()
         net.trim_for_prediction()
         self.net_ = net
         return self
@@ -799,9 +760,6 @@ class MotionAnonymizer(BaseProtector):
             sens_codes.append(codes)
         self.sensitive_classes_ = sens_classes[0] if s.ndim == 1 else sens_classes
         if y is not None:
-            y = column_or_1d(y, warn=True)
-            if y.shape[0] != n:
-                raise ValueError(f"y has {y.shape[0]} entries but X has {n} samples.")
             self.classes_, y_codes = _encode_labels(y, "y")
         elif self.task_bottleneck:
             raise ValueError(
@@ -861,7 +819,7 @@ class MotionAnonymizer(BaseProtector):
             callbacks=[
                 *score_callbacks,
                 ("early_stopping", _ClassifierEarlyStopping(self.patience)),
-                ("progress", _EpochProgress(bar)),
+                ("progress", EpochProgress(bar, _PROGRESS_KEYS)),
             ],
             iterator_train__shuffle=True,
             # A last batch of one window would break batch norm on short windows.
@@ -925,12 +883,14 @@ class MotionAnonymizer(BaseProtector):
         check_is_fitted(self, "net_")
         X3 = self._validate_motion(X, reset=False)
         Xs = _to_channels_first(X3, self.mean_, self.scale_)
-        device = _available_device(self.device_)
+        device = self.device_
         anonymizer = self.net_.module_.anonymizer.to(device).eval()
         noise = self.latent_noise if self.noise_at_transform else 0.0
         generator = None
         if noise > 0:
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            # A local generator: transform changes neither the fitted state nor the
+            # global random state.
+            seed = draw_seed(check_random_state_local(self.random_state))
             generator = torch.Generator(device=device).manual_seed(int(seed))
         out = _batched_forward(
             lambda xb: anonymizer(xb, noise_std=noise, generator=generator)[1],
@@ -939,15 +899,11 @@ class MotionAnonymizer(BaseProtector):
         Xt = _from_channels_first(out, self.mean_, self.scale_, _output_dtype(X))
         return self._restore_motion(Xt, X)
 
-    def __setstate__(self, state):
-        # A model trained on CUDA loads on a CPU-only machine (skorch maps the tensors).
-        super().__setstate__(state)
-        if hasattr(self, "device_"):
-            self.device_ = _available_device(self.device_)
+    # Pickling: skorch saves ``net_``'s torch state and maps it to the CPU when CUDA is
+    # gone; ``BaseProtector`` (TorchPickleMixin) then sets ``device_`` to "cpu".
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = False
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 

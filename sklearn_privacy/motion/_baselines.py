@@ -9,12 +9,11 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy import signal
-from sklearn.base import _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..base import BaseProtector
+from ..utils._torch import check_random_state_local, draw_seed
 from ..utils.estimator_checks import register_estimator_check_config
 
 __all__ = ["Downsampler", "GaussianNoise", "SSASmoother"]
@@ -25,8 +24,9 @@ class _StatelessMotionProtector(BaseProtector):
 
     # These protectors are label-free: do not ask meta-estimators for sensitive labels.
     __metadata_request__fit = {"sensitive_features": False}
+    _y_usage = "ignored"
+    _sensitive_usage = "ignored"
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, sensitive_features=None):
         """Record the window shape; no label is used.
 
@@ -41,9 +41,10 @@ class _StatelessMotionProtector(BaseProtector):
         -------
         self : object
         """
-        X = self._validate_motion(X, reset=True)
+        return self._fit_template(X, y, sensitive_features)
+
+    def _fit(self, X, y, sensitive_features, *, rng):
         self._check_params_against(X)
-        return self
 
     def _check_params_against(self, X):
         """Hook for parameter checks that depend on the data shape."""
@@ -284,7 +285,8 @@ class GaussianNoise(_StatelessMotionProtector):
     def _check_params_against(self, X):
         std = X.reshape(-1, X.shape[2]).std(axis=0)
         self.scale_ = (self.sigma * np.where(std > 0, std, 1.0)).astype(np.float32)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        # Never numpy's global generator, even with random_state=None.
+        seed = draw_seed(check_random_state_local(self.random_state))
         self._noise_rng = np.random.default_rng(seed)
 
     def _transform(self, X):

@@ -8,29 +8,26 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.utils import metadata_routing
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..base import BaseProtector
+from ..utils._torch import EpochProgress, draw_seed, progress_bar
 from ..utils.estimator_checks import register_estimator_check_config
 from ._aae import (
-    _available_device,
     _batched_forward,
     _channel_stats,
-    _EpochProgress,
     _from_channels_first,
     _output_dtype,
     _to_channels_first,
-    _validation_split,
+    _train_valid_split,
 )
 from ._modules import ReplacementNetwork
 
@@ -98,11 +95,13 @@ class ReplacementAutoEncoder(BaseProtector):
         is not trained to convergence blurs the kept activities: on HAPT magnitudes an
         app trained on raw data then read sitting and lying as standing.
     device : str, default="auto"
-        Torch device; ``"auto"`` picks CUDA when available.
+        Torch device; ``"auto"`` picks CUDA when available (else the CPU); an explicit
+        ``"cuda"`` without CUDA is an error at :meth:`fit`.
     random_state : int, RandomState instance or None, default=None
-        Seeds numpy and torch (weights, batches, replacement pairs, split).
+        Seeds numpy and torch (weights, batches, replacement pairs, split) through
+        local generators: fitting leaves the global random state unchanged.
     verbose : int, default=0
-        Show a progress bar (tqdm) over epochs.
+        Show a progress bar over epochs.
 
     Attributes
     ----------
@@ -204,7 +203,9 @@ class ReplacementAutoEncoder(BaseProtector):
         self.random_state = random_state
         self.verbose = verbose
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    _y_usage = "required"
+    _sensitive_usage = "ignored"
+
     def fit(self, X, y, *, sensitive_features=None, groups=None):
         """Train the autoencoder on (window, replacement) pairs.
 
@@ -216,24 +217,20 @@ class ReplacementAutoEncoder(BaseProtector):
             Activity label of each window.
         sensitive_features : None
             Ignored (not requested by routing); present for API consistency.
-        groups : array-like of shape (n_windows,), default=None
-            Recording ids, so that the validation split holds out whole recordings.
+        groups : array-like of shape (n_windows,) or (n_windows, n_columns), default=None
+            Recording ids (or the rows of
+            :func:`~sklearn_privacy.model_selection.window_groups`), so that the
+            validation split holds out whole groups; groups holding the last training
+            windows of an activity are kept for training.
 
         Returns
         -------
         self : ReplacementAutoEncoder
         """
-        X3 = self._validate_motion(X, reset=True)
+        return self._fit_template(X, y, sensitive_features, groups=groups)
+
+    def _fit(self, X3, y, sensitive_features, *, rng, groups=None):
         n = X3.shape[0]
-        if y is None:
-            raise ValueError(
-                "ReplacementAutoEncoder requires y to be passed, but the target y is None: "
-                "it needs the activity labels to know which windows are sensitive and "
-                "which are neutral."
-            )
-        y = column_or_1d(y, warn=True)
-        if y.shape[0] != n:
-            raise ValueError(f"y has {y.shape[0]} entries but X has {n} samples.")
         if n < 2:
             raise ValueError(
                 f"ReplacementAutoEncoder needs at least 2 windows to train; got n_samples = {n}."
@@ -261,7 +258,6 @@ class ReplacementAutoEncoder(BaseProtector):
                 UserWarning,
             )
 
-        rng = self._fit_setup()
         self.mean_, self.scale_ = _channel_stats(X3)
         Xs = _to_channels_first(X3, self.mean_, self.scale_)
         targets = Xs.copy()
@@ -272,21 +268,10 @@ class ReplacementAutoEncoder(BaseProtector):
             else:
                 drawn = rng.choice(gray_idx, size=n_black, replace=n_black > gray_idx.size)
             targets[black] = Xs[drawn]
-        train, valid = _validation_split(
-            n,
-            self.validation_fraction,
-            groups=groups,
-            stratify=y,
-            random_state=rng.randint(np.iinfo(np.int32).max),
-        )
+        train, valid = _train_valid_split(y, groups, self.validation_fraction, rng)
         n_train = train.shape[0]
-        bar = tqdm(
-            total=self.max_epochs,
-            disable=not self.verbose,
-            desc="ReplacementAutoEncoder",
-            unit="epoch",
-        )
-        callbacks = [("progress", _EpochProgress(bar))]
+        bar = progress_bar(self.max_epochs, desc="ReplacementAutoEncoder", verbose=self.verbose)
+        callbacks = [("progress", EpochProgress(bar))]
         if valid is not None:
             callbacks.append(
                 ("early_stopping", EarlyStopping(patience=self.patience, load_best=True))
@@ -313,10 +298,8 @@ class ReplacementAutoEncoder(BaseProtector):
             device=self.device_,
             verbose=0,
         )
-        try:
+        with bar:
             net.fit(Xs[train], targets[train])
-        finally:
-            bar.close()
         keys = ("train_loss", "valid_loss")
         self.history_ = [{k: float(row[k]) for k in keys if k in row} for row in net.history]
         net.trim_for_prediction()
@@ -330,7 +313,7 @@ class ReplacementAutoEncoder(BaseProtector):
                 batch_size=self.batch_size, class_weight="balanced",
                 early_stopping=self.validation_fraction is not None,
                 validation_fraction=self.validation_fraction or 0.15,
-                device=self.device_, random_state=rng.randint(np.iinfo(np.int32).max),
+                device=self.device_, random_state=draw_seed(rng),
             ).fit(X3, black.astype(int), groups=groups)
         return self
 
@@ -364,19 +347,13 @@ class ReplacementAutoEncoder(BaseProtector):
     def _replace(self, X3, dtype):
         """Run validated windows through the autoencoder, in batches of ``batch_size``."""
         Xs = _to_channels_first(X3, self.mean_, self.scale_)
-        device = _available_device(self.device_)
+        device = self.device_
         module = self.net_.module_.to(device).eval()
         out = _batched_forward(module, Xs, self.batch_size, device)
         return _from_channels_first(out, self.mean_, self.scale_, dtype)
 
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if hasattr(self, "device_"):
-            self.device_ = _available_device(self.device_)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
