@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._base import attributes_frame, make_bunch, parse_numeric_table
+from ._base import _EXACT_FLOATS, attributes_frame, make_bunch, parse_numeric_table
 
 __all__ = ["load_motionsense"]
 
@@ -70,7 +70,7 @@ ACM/IEEE IoTDI 2019. doi:10.1145/3302505.3310068
 
 def _read_subject_info(path):
     try:
-        table = pd.read_csv(path, encoding="utf-8-sig")
+        table = pd.read_csv(path, encoding="utf-8-sig", **_EXACT_FLOATS)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ValueError(f"{path}: cannot read the MotionSense subject table ({exc})") from exc
     expected = ["code", "weight", "height", "age", "gender"]
