@@ -7,6 +7,7 @@ import http.server
 import importlib.metadata
 import io
 import pickle
+import re
 import sys
 import threading
 import types
@@ -276,6 +277,24 @@ def test_corrupt_cache(tmp_path, no_package):
     (tmp_path / "hapt" / "hapt_v1.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="delete it"):
         load_hapt(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["not gzip", "truncated", "empty", "truncated pickle"])
+def test_corrupt_package_pickle_names_the_file(tmp_path, monkeypatch, damage):
+    good = gzip.compress(_legacy_pickle_bytes(_synthetic_recordings(1)))
+    body = {
+        "not gzip": b"plain text, not gzip",
+        "truncated": good[: len(good) // 2],
+        "empty": b"",
+        "truncated pickle": gzip.compress(gzip.decompress(good)[:-50]),
+    }[damage]
+    path = tmp_path / "pkg" / "HAPT.pkl.gz"
+    path.parent.mkdir()
+    path.write_bytes(body)
+    monkeypatch.setattr(_hapt, "_package_pickle_path", lambda: path)
+    with pytest.raises((ValueError, pickle.UnpicklingError), match=re.escape(str(path))):
+        load_hapt(tmp_path / "home")
+    assert not (tmp_path / "home" / "hapt" / "hapt_v1.npz").exists()
 
 
 def test_bad_arguments(tmp_path):

@@ -4,10 +4,12 @@ import gzip
 import importlib.metadata
 import importlib.util
 import os
+import pickle
 import re
 import tempfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +106,17 @@ def _package_pickle_path():
 
 def _read_package_pickle(path):
     """Read the package's pickle into concatenated arrays (see ``_pack``)."""
-    with gzip.open(path, "rb") as f:
-        users = load_legacy_pickle(f)
+    try:
+        with gzip.open(path, "rb") as f:
+            users = load_legacy_pickle(f)
+    except pickle.UnpicklingError as exc:
+        raise pickle.UnpicklingError(f"{path}: {exc}") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        # Not gzip, truncated, or corrupt: name the file rather than echo gzip's words.
+        raise ValueError(
+            f"{path}: not a readable gzip-compressed HAPT pickle ({type(exc).__name__}: {exc}); "
+            "reinstall the package"
+        ) from exc
     if not isinstance(users, dict):
         raise ValueError(f"{path}: expected a dict of user id -> list of DataFrames")
     data, labels, subject = [], [], []
@@ -229,7 +240,7 @@ def _read_cache(path):
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in ("data", "labels", "lengths", "subject", "recording")}
             source = str(npz["source"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, KeyError, ValueError, zlib.error, zipfile.BadZipFile) as exc:
         raise ValueError(
             f"the HAPT cache {path} is unreadable ({exc}); delete it to rebuild it"
         ) from exc
@@ -330,7 +341,10 @@ def load_hapt(
         If a download fails or its checksum does not match.
     ValueError
         On an invalid argument or a malformed file (naming it and, for text files, the
-        line).
+        line), including a truncated, corrupt or non-gzip package pickle or cache.
+    pickle.UnpicklingError
+        If the package pickle refers to anything but numpy arrays and pandas frames
+        (naming the file).
 
     Examples
     --------
