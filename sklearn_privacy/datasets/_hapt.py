@@ -121,18 +121,41 @@ def _read_package_pickle(path):
         raise ValueError(f"{path}: expected a dict of user id -> list of DataFrames")
     data, labels, subject = [], [], []
     for uid in sorted(users):
-        for frame in users[uid]:
+        for k, frame in enumerate(users[uid], start=1):
+            where = f"{path}: user {uid}, recording {k}"
             columns = frame_columns(frame)
             missing = [c for c in _PICKLE_COLUMNS + ["label"] if c not in columns]
             if missing:
-                raise ValueError(f"{path}: user {uid} has a recording without columns {missing}")
-            data.append(np.column_stack([columns[c] for c in _PICKLE_COLUMNS]).astype(np.float64))
-            labels.append(np.asarray(columns["label"], dtype=np.int64))
+                raise ValueError(f"{where} lacks the columns {missing}")
+            values = np.column_stack([columns[c] for c in _PICKLE_COLUMNS])
+            if values.dtype.kind not in "iuf" or not np.isfinite(values).all():
+                raise ValueError(f"{where}: sensor values must be finite numbers")
+            data.append(values.astype(np.float64))
+            labels.append(_check_labels(columns["label"], where))
+            sequence = columns.get("sequence")
+            if sequence is not None and np.any(np.diff(np.asarray(sequence, dtype=np.float64)) <= 0):
+                # The rows must be in time order: a shuffled frame would scramble the signal.
+                raise ValueError(f"{where}: the 'sequence' column is not increasing")
             subject.append(int(uid))
     # The pickle lists each user's experiments in order; numbering them in that order
     # reproduces UCI's experiment ids (exp01_user01, exp02_user01, exp03_user02, ...).
     recording = np.arange(1, len(data) + 1)
     return _pack(data, labels, subject, recording)
+
+
+def _check_labels(values, where):
+    """Per-sample labels as int64, each -1 or an activity code 1 to 12 (never wrapped)."""
+    values = np.asarray(values)
+    valid = values.dtype.kind in "iuf" and np.isfinite(values).all() and np.all(values == np.round(values))
+    if valid:
+        values = values.astype(np.int64)
+        valid = np.all((values == -1) | ((values >= 1) & (values <= max(TRANSITIONS))))
+    if not valid:
+        raise ValueError(
+            f"{where}: labels must be -1 or activity codes 1 to {max(TRANSITIONS)}, "
+            f"found {np.unique(values)[:10].tolist()}"
+        )
+    return values
 
 
 _RAW_FILE = re.compile(r"(?:^|/)RawData/(acc|gyro)_exp(\d+)_user(\d+)\.txt$")
@@ -244,7 +267,13 @@ def _read_cache(path):
         raise ValueError(
             f"the HAPT cache {path} is unreadable ({exc}); delete it to rebuild it"
         ) from exc
-    if arrays["data"].shape != (arrays["lengths"].sum(), len(CHANNELS)):
+    n_samples, n_recordings = arrays["lengths"].sum(), len(arrays["lengths"])
+    if (
+        arrays["data"].shape != (n_samples, len(CHANNELS))
+        or arrays["labels"].shape != (n_samples,)
+        or arrays["subject"].shape != (n_recordings,)
+        or arrays["recording"].shape != (n_recordings,)
+    ):
         raise ValueError(f"the HAPT cache {path} is inconsistent; delete it to rebuild it")
     return arrays, source
 
