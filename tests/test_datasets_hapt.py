@@ -407,6 +407,21 @@ def test_local_archive_with_rawdata_at_top_level(tmp_path, no_package):
         load_hapt(tmp_path, source="uci", sha256="1" * 64)
 
 
+def test_archive_hidden_entries_are_ignored(tmp_path, no_package):
+    # A hidden copy of RawData/ (".backup/") made the archive look like it had two files
+    # per experiment; macOS forks of the labels file made it look like it had two.
+    recordings = _synthetic_recordings(3)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(_uci_zip(recordings))) as src, zipfile.ZipFile(buffer, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+            dst.writestr(".backup/" + name, src.read(name))
+        dst.writestr("HAPT Data Set/RawData/._labels.txt", b"\x00\x05\x16\x07")
+    (tmp_path / "hapt").mkdir()
+    (tmp_path / "hapt" / "HAPT_Data_Set.zip").write_bytes(buffer.getvalue())
+    _assert_matches(load_hapt(tmp_path, source="uci", include_transitions=True), recordings, True)
+
+
 def _write_archive(tmp_path, members):
     (tmp_path / "hapt").mkdir(exist_ok=True)
     with zipfile.ZipFile(tmp_path / "hapt" / "HAPT_Data_Set.zip", "w") as zf:

@@ -169,7 +169,11 @@ def _read_uci_archive(path):
     except (zipfile.BadZipFile, OSError) as exc:
         raise ValueError(f"{path}: not a readable zip archive ({exc})") from exc
     with archive:
-        members = [m for m in archive.namelist() if "__MACOSX" not in m]
+        # Hidden entries (__MACOSX/, macOS ._* forks, .folders) are never data.
+        members = [
+            m for m in archive.namelist()
+            if not any(p.startswith((".", "__MACOSX")) for p in m.rstrip("/").split("/"))
+        ]
         raw = {}
         for member in members:
             match = _RAW_FILE.search(member)
