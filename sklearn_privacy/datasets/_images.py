@@ -99,17 +99,24 @@ def _decode(path, size):
     """Decode one image to an (H, W, 3) uint8 array, resized to ``size`` when given."""
     try:
         with Image.open(path) as img:
-            if size is not None:
-                # JPEG DCT scaling: decode directly at the smallest scale >= size (fast).
-                img.draft("RGB", (size[1], size[0]))
-            if img.mode != "RGB":
-                img = img.convert("RGB")
-            if size is not None and img.size != (size[1], size[0]):
-                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
+            mode = img.mode
+            # Pillow would clip 16-bit values to 255 and turn float ones into 0.
+            if not (mode in ("I", "F") or mode.startswith("I;")):
+                if size is not None:
+                    # JPEG DCT scaling: decode directly at the smallest scale >= size (fast).
+                    img.draft("RGB", (size[1], size[0]))
+                if img.mode != "RGB":
+                    img = img.convert("RGB")
+                if size is not None and img.size != (size[1], size[0]):
+                    img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                return np.asarray(img, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         # Truncated or corrupt files, non-images: name the file instead of Pillow's words only.
         raise ValueError(f"cannot decode the image {path}: {exc}") from exc
+    raise ValueError(
+        f"{path} is a {mode!r} image (more than 8 bits per channel); convert it to 8-bit "
+        "RGB first"
+    )
 
 
 def _decode_all(paths, size, n_jobs):
@@ -187,7 +194,8 @@ def load_utkface(path, *, size=None, max_images=None, n_jobs=None):
     FileNotFoundError
         If ``path`` does not exist or holds no UTKFace file.
     ValueError
-        If an image cannot be decoded (truncated or corrupt file); the message names it.
+        If an image cannot be decoded (truncated or corrupt file) or has more than 8 bits
+        per channel (16-bit or float images); the message names it.
 
     Warns
     -----
@@ -471,7 +479,7 @@ def load_cifar10(path, *, subset="train", max_per_class=None, n_jobs=None):
         If ``path`` holds neither layout, or a JPEG subset lacks a class folder.
     ValueError
         If a JPEG subset holds a folder that is not a CIFAR-10 class, an image cannot be
-        decoded, or a batch holds pixels outside 0..255, non-integer data or labels
+        decoded or has more than 8 bits per channel, or a batch holds pixels outside 0..255, non-integer data or labels
         outside the classes (the message names the file).
     pickle.UnpicklingError
         If a batch file refers to anything but numpy arrays.
