@@ -133,7 +133,8 @@ def _read_package_pickle(path):
             data.append(values.astype(np.float64))
             labels.append(_check_labels(columns["label"], where))
             sequence = columns.get("sequence")
-            if sequence is not None and np.any(np.diff(np.asarray(sequence, dtype=np.float64)) <= 0):
+            steps = None if sequence is None else np.diff(np.asarray(sequence, dtype=np.float64))
+            if steps is not None and np.any(steps <= 0):
                 # The rows must be in time order: a shuffled frame would scramble the signal.
                 raise ValueError(f"{where}: the 'sequence' column is not increasing")
             subject.append(int(uid))
@@ -146,7 +147,11 @@ def _read_package_pickle(path):
 def _check_labels(values, where):
     """Per-sample labels as int64, each -1 or an activity code 1 to 12 (never wrapped)."""
     values = np.asarray(values)
-    valid = values.dtype.kind in "iuf" and np.isfinite(values).all() and np.all(values == np.round(values))
+    valid = (
+        values.dtype.kind in "iuf"
+        and np.isfinite(values).all()
+        and np.all(values == np.round(values))
+    )
     if valid:
         values = values.astype(np.int64)
         valid = np.all((values == -1) | ((values >= 1) & (values <= max(TRANSITIONS))))

@@ -238,7 +238,8 @@ def load_utkface(path, *, size=None, max_images=None, n_jobs=None):
     if skipped:
         warnings.warn(
             f"UTKFace: skipped {len(skipped)} file(s) in {root}, with malformed names or not "
-            f"readable ({', '.join(n for n, _ in skipped[:3])}{', ...' if len(skipped) > 3 else ''}); "
+            f"readable ({', '.join(n for n, _ in skipped[:3])}"
+            f"{', ...' if len(skipped) > 3 else ''}); "
             "see the 'skipped' entry of the returned Bunch.",
             UserWarning,
             stacklevel=2,
@@ -367,7 +368,12 @@ def _load_cifar_batches(folder, subset, max_per_class):
             ).astype(np.int64)
         except KeyError as exc:
             raise ValueError(f"{folder / name} lacks the {exc} entry of a CIFAR-10 batch.") from None
-        if arr.ndim != 2 or arr.shape[1] != 3 * 32 * 32 or labels.ndim != 1 or arr.shape[0] != labels.shape[0]:
+        if (
+            arr.ndim != 2
+            or arr.shape[1] != 3 * 32 * 32
+            or labels.ndim != 1
+            or arr.shape[0] != labels.shape[0]
+        ):
             raise ValueError(
                 f"{folder / name}: data of shape {arr.shape} with {labels.shape[0]} labels; "
                 "expected (n, 3072) rows of 32x32 RGB planes."
@@ -418,7 +424,9 @@ def _load_cifar_jpeg(root, subset, max_per_class, n_jobs):
             if p.suffix.lower() not in (".jpg", ".jpeg", ".png"):
                 ignored.append(p.name)
             elif not p.is_file():
-                raise ValueError(f"{p} is not a readable file (a folder, a broken link or a link loop).")
+                raise ValueError(
+                    f"{p} is not a readable file (a folder, a broken link or a link loop)."
+                )
             else:
                 files.append(p.name)
         others.extend(f"{cls}/{n}" for n in sorted(ignored))
@@ -479,8 +487,9 @@ def load_cifar10(path, *, subset="train", max_per_class=None, n_jobs=None):
         If ``path`` holds neither layout, or a JPEG subset lacks a class folder.
     ValueError
         If a JPEG subset holds a folder that is not a CIFAR-10 class, an image cannot be
-        decoded or has more than 8 bits per channel, or a batch holds pixels outside 0..255, non-integer data or labels
-        outside the classes (the message names the file).
+        decoded or has more than 8 bits per channel, or a batch holds pixels outside
+        0..255, non-integer data or labels outside the classes (the message names the
+        file).
     pickle.UnpicklingError
         If a batch file refers to anything but numpy arrays.
 

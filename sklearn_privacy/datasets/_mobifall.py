@@ -170,7 +170,9 @@ def _find_trials(root):
         ):
             raise ValueError(f"{file}: file name does not match its folder (expected {_LAYOUT})")
         if not file.is_file():
-            raise ValueError(f"{file} is not a readable file (a folder, a broken link or a link loop)")
+            raise ValueError(
+                f"{file} is not a readable file (a folder, a broken link or a link loop)"
+            )
         key = (subject, _CODE_TO_ID[code], trial, sensor)
         if match.group(5) is None and key not in found:
             found[key] = file

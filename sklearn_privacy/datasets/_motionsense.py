@@ -224,7 +224,8 @@ def load_motionsense(path, *, subject_info=None, channels="imu"):
             f"MotionSense data not found: {path} (expected {ARCHIVE} or a folder with {_LAYOUT})"
         )
     members = _csv_files(path) if path.is_dir() else None
-    if members is not None and not any(_MEMBER.search(m) for m in members) and (path / ARCHIVE).is_file():
+    no_csv = members is not None and not any(_MEMBER.search(m) for m in members)
+    if no_csv and (path / ARCHIVE).is_file():
         path, members = path / ARCHIVE, None
 
     if path.is_dir():
