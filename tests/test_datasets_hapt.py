@@ -7,6 +7,7 @@ import http.server
 import importlib.metadata
 import io
 import pickle
+import re
 import sys
 import threading
 import types
@@ -37,7 +38,7 @@ def _synthetic_recordings(seed=0):
     return out
 
 
-def _legacy_pickle_bytes(recordings):
+def _legacy_pickle_bytes(recordings, sequence=None):
     """A protocol-2 pickle with the structure of the package's pandas-0.14 DataFrames.
 
     Stand-in classes live in a throw-away module; their global names are rewritten to the
@@ -88,7 +89,10 @@ def _legacy_pickle_bytes(recordings):
         rows = RangeIndex({"name": None, "start": 0, "stop": n, "step": 1})
         blocks = [
             {"values": data.T.copy(), "mgr_locs": slice(0, 6, 1)},
-            {"values": np.vstack([np.arange(n), labels]).astype(np.int64), "mgr_locs": slice(6, 8, 1)},
+            {
+                "values": np.vstack([np.arange(n) if sequence is None else sequence(n), labels]).astype(np.int64),
+                "mgr_locs": slice(6, 8, 1),
+            },
         ]
         state = ([columns, rows], [b["values"] for b in blocks], [], {"0.14.1": {"axes": [columns, rows], "blocks": blocks}})
         frame = DataFrame({"_data": BlockManager(state), "_typ": "dataframe", "_metadata": [], "attrs": {}})
@@ -278,6 +282,61 @@ def test_corrupt_cache(tmp_path, no_package):
         load_hapt(tmp_path)
 
 
+@pytest.mark.parametrize("damage", ["not gzip", "truncated", "empty", "truncated pickle"])
+def test_corrupt_package_pickle_names_the_file(tmp_path, monkeypatch, damage):
+    good = gzip.compress(_legacy_pickle_bytes(_synthetic_recordings(1)))
+    body = {
+        "not gzip": b"plain text, not gzip",
+        "truncated": good[: len(good) // 2],
+        "empty": b"",
+        "truncated pickle": gzip.compress(gzip.decompress(good)[:-50]),
+    }[damage]
+    path = tmp_path / "pkg" / "HAPT.pkl.gz"
+    path.parent.mkdir()
+    path.write_bytes(body)
+    monkeypatch.setattr(_hapt, "_package_pickle_path", lambda: path)
+    with pytest.raises((ValueError, pickle.UnpicklingError), match=re.escape(str(path))):
+        load_hapt(tmp_path / "home")
+    assert not (tmp_path / "home" / "hapt" / "hapt_v1.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ("label 200", r"labels must be -1 or activity codes 1 to 12, found \[-1, 3, 4, 9, 200\]"),
+        ("nan", "sensor values must be finite"),
+        ("shuffled", "'sequence' column is not increasing"),
+    ],
+)
+def test_package_pickle_values_are_checked_not_mangled(tmp_path, monkeypatch, change, match):
+    # Label 200 used to wrap to -56 (int8) and vanish as "unlabelled"; shuffled rows or
+    # NaN went through unnoticed.
+    recordings = _synthetic_recordings(1)
+    sequence = None
+    if change == "label 200":
+        recordings[1][3][40] = 200
+    elif change == "nan":
+        recordings[1][2][40, 2] = np.nan
+    else:
+        sequence = lambda n: np.arange(n) if n != 250 else np.random.default_rng(0).permutation(n)  # noqa: E731
+    path = tmp_path / "HAPT.pkl.gz"
+    path.write_bytes(gzip.compress(_legacy_pickle_bytes(recordings, sequence)))
+    monkeypatch.setattr(_hapt, "_package_pickle_path", lambda: path)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: user 1, recording 2") + ".*" + match):
+        load_hapt(tmp_path / "home")
+
+
+def test_inconsistent_cache(fake_package, tmp_path):
+    load_hapt(tmp_path)
+    cache = tmp_path / "hapt" / "hapt_v1.npz"
+    with np.load(cache) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["labels"] = arrays["labels"][:-1]  # one label short: every later one shifted
+    np.savez(cache, **arrays)
+    with pytest.raises(ValueError, match=re.escape(str(cache)) + " is inconsistent"):
+        load_hapt(tmp_path)
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="source"):
         load_hapt(tmp_path, source="web")
@@ -346,6 +405,21 @@ def test_local_archive_with_rawdata_at_top_level(tmp_path, no_package):
     _assert_matches(bunch, recordings, True)
     with pytest.raises(OSError, match="checksum mismatch"):
         load_hapt(tmp_path, source="uci", sha256="1" * 64)
+
+
+def test_archive_hidden_entries_are_ignored(tmp_path, no_package):
+    # A hidden copy of RawData/ (".backup/") made the archive look like it had two files
+    # per experiment; macOS forks of the labels file made it look like it had two.
+    recordings = _synthetic_recordings(3)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(_uci_zip(recordings))) as src, zipfile.ZipFile(buffer, "w") as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+            dst.writestr(".backup/" + name, src.read(name))
+        dst.writestr("HAPT Data Set/RawData/._labels.txt", b"\x00\x05\x16\x07")
+    (tmp_path / "hapt").mkdir()
+    (tmp_path / "hapt" / "HAPT_Data_Set.zip").write_bytes(buffer.getvalue())
+    _assert_matches(load_hapt(tmp_path, source="uci", include_transitions=True), recordings, True)
 
 
 def _write_archive(tmp_path, members):

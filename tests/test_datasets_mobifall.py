@@ -180,6 +180,54 @@ def test_file_name_must_match_folder(small_mobifall):
         load_mobifall(small_mobifall)
 
 
+def test_upper_case_names_are_loaded(small_mobifall):
+    # *.TXT files were silently dropped (the trial disappeared from the data).
+    for path in trial_paths(small_mobifall, 7, "CSO", 4):
+        path.rename(path.with_suffix(".TXT"))
+    bunch = load_mobifall(small_mobifall)
+    assert bunch.subject.tolist() == [3, 3, 7]
+    assert bunch.files[2] == ("sub7/ADL/CSO/CSO_acc_7_4.TXT", "sub7/ADL/CSO/CSO_gyro_7_4.TXT")
+
+
+def test_copies_are_never_silent(small_mobifall):
+    reference = load_mobifall(small_mobifall)
+    acc_path, gyro_path = trial_paths(small_mobifall, 3, "JOG", 2)
+    copy = acc_path.with_name("JOG_acc_3_2 (copy).txt")
+    copy.write_bytes(acc_path.read_bytes())
+    (acc_path.parent / "._JOG_acc_3_2.txt").write_bytes(b"\x00\x05\x16\x07")  # macOS fork: ignored
+    # An identical copy is skipped, with a warning naming it.
+    with pytest.warns(UserWarning, match=re.escape("JOG_acc_3_2 (copy).txt")):
+        bunch = load_mobifall(small_mobifall)
+    assert bunch.files == reference.files
+    for got, want in zip(bunch.recordings, reference.recordings):
+        np.testing.assert_array_equal(got, want)
+    # A differing copy: which file holds the trial is unknowable, so it is an error.
+    stamp = copy.read_bytes().decode().split("\r\n")[29].split(",")[0]
+    _replace_line(copy, 30, f"{stamp}, 0.1, 0.2, 0.3")  # same time, other values
+    with pytest.raises(ValueError, match=re.escape(str(copy)) + ".*two different acc files"):
+        load_mobifall(small_mobifall)
+    # A copy without its original is the trial's only acc file: loaded, with a warning.
+    acc_path.unlink()
+    with pytest.warns(UserWarning, match=re.escape(str(copy)) + ".*only acc file"):
+        bunch = load_mobifall(small_mobifall)
+    assert bunch.files[1] == ("sub3/ADL/JOG/JOG_acc_3_2 (copy).txt", "sub3/ADL/JOG/JOG_gyro_3_2.txt")
+
+
+def test_unknown_subject_and_stray_files_warn(small_mobifall):
+    for path in trial_paths(small_mobifall, 3, "STD", 1):
+        target = small_mobifall / "sub12" / "ADL" / "STD" / path.name.replace("_3_", "_12_")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target)
+    (small_mobifall / "sub7" / "ADL" / "CSO" / "notes.txt").write_text("not data")
+    with pytest.warns(UserWarning) as record:
+        bunch = load_mobifall(small_mobifall)
+    messages = [str(w.message) for w in record]
+    assert any("[12]" in m and "STD_acc_12_1.txt" in m and "NaN" in m for m in messages), messages
+    assert any("notes.txt" in m for m in messages), messages
+    assert bunch.subject.tolist() == [3, 7, 12]
+    assert bunch.attributes.loc[12].isna().all() and bunch.attributes.loc[7].notna().all()
+
+
 # --------------------------------------------------------------------------- real data
 @pytest.fixture(scope="session")
 def mobifall(shared_data_dir):

@@ -209,6 +209,27 @@ def test_unknown_trial_and_duplicates(tmp_path):
         load_motionsense(tmp_path / "b")
 
 
+def test_names_in_any_case_hidden_entries_and_strays(tmp_path):
+    # Sub_1.CSV was silently dropped: its recording vanished from the data.
+    expected = write_tree(tmp_path)
+    (tmp_path / "jog_16" / "sub_1.csv").rename(tmp_path / "jog_16" / "Sub_1.CSV")
+    (tmp_path / "wlk_7").rename(tmp_path / "WLK_7")
+    # Hidden copies would otherwise be duplicates; a checkpoint is not a recording.
+    shutil.copytree(tmp_path / "dws_1", tmp_path / ".backup" / "dws_1")
+    (tmp_path / "sit_5" / "._sub_2.csv").write_bytes(b"\x00\x05\x16\x07")
+    (tmp_path / "sit_5" / "sub_2 (copy).csv").write_text("stray")
+    with pytest.warns(UserWarning) as record:
+        bunch = load_motionsense(tmp_path)
+    check_bunch(bunch, expected)
+    assert any("sit_5/sub_2 (copy).csv" in str(w.message) for w in record)
+    with zipfile.ZipFile(tmp_path / "A.zip", "w") as zf:
+        for file in sorted(tmp_path.rglob("*.*")):
+            if file.is_file() and file.suffix != ".zip":
+                zf.write(file, "A_DeviceMotion_data/" + file.relative_to(tmp_path).as_posix())
+    with pytest.warns(UserWarning):
+        check_bunch(load_motionsense(tmp_path / "A.zip"), expected)
+
+
 def test_bad_subject_table(tmp_path):
     write_tree(tmp_path / "data")
     table = tmp_path / "info.csv"

@@ -1,6 +1,7 @@
 """Image loaders: UTKFace and CIFAR-10 (generated files in tmp_path, plus the real data)."""
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -141,6 +142,121 @@ def test_load_cifar10_jpeg_folders(tmp_path):
         load_cifar10(tmp_path / "missing")
     with pytest.raises(ValueError, match="subset"):
         load_cifar10(tmp_path, subset="val")
+
+
+def _cifar_jpeg_tree(root, subset, per_class=2, classes=CIFAR10_CLASSES):
+    for k, cls in enumerate(classes):
+        for i in range(per_class):
+            _save_jpeg(root / subset / cls / f"{i:04d}.jpg", (25 * k, 10 * i, 0), size=(32, 32))
+
+
+def _assert_targets_match_colours(data):
+    """Each generated image's red level encodes its canonical class index."""
+    reds = data.images[:, 16, 16, 0].astype(int)
+    assert np.all(np.abs(reds - 25 * data.target) <= 3)
+    assert all(f.split("/")[1] == CIFAR10_CLASSES[t] for f, t in zip(data.filenames, data.target))
+
+
+def test_load_cifar10_jpeg_ignores_hidden_folders_and_files(tmp_path):
+    # An empty notebook-checkpoint folder in train/ sorted first and shifted every label by
+    # one in train but not in test; macOS resource forks crashed the decoder.
+    for subset in ("train", "test"):
+        _cifar_jpeg_tree(tmp_path, subset)
+    (tmp_path / "train" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "train" / "cat" / "._0000.jpg").write_bytes(b"\x00\x05\x16\x07 not a jpeg")
+    (tmp_path / "test" / "__MACOSX").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train = load_cifar10(tmp_path, subset="train")
+        test = load_cifar10(tmp_path, subset="test")
+    for data in (train, test):
+        assert data.target_names == list(CIFAR10_CLASSES)
+        np.testing.assert_array_equal(data.target, np.repeat(np.arange(10), 2))
+        _assert_targets_match_colours(data)
+
+
+def test_load_cifar10_jpeg_missing_or_unknown_class_folder(tmp_path):
+    # Without "cat", the 9 remaining folders used to be numbered 0..8: dog became 4.
+    _cifar_jpeg_tree(tmp_path, "test", classes=[c for c in CIFAR10_CLASSES if c != "cat"])
+    with pytest.raises(FileNotFoundError, match=r"test.*\['cat'\] missing"):
+        load_cifar10(tmp_path, subset="test")
+    _cifar_jpeg_tree(tmp_path, "train")
+    _save_jpeg(tmp_path / "train" / "lion" / "0000.jpg", (0, 0, 0), size=(32, 32))
+    with pytest.raises(ValueError, match=r"train.*\['lion'\] are not CIFAR-10 classes"):
+        load_cifar10(tmp_path, subset="train")
+
+
+def test_load_cifar10_jpeg_warns_about_non_image_files(tmp_path):
+    _cifar_jpeg_tree(tmp_path, "test", per_class=1)
+    (tmp_path / "test" / "dog" / "notes.txt").write_text("not an image")
+    with pytest.warns(UserWarning, match=r"ignored 1 non-image file.*dog/notes\.txt"):
+        data = load_cifar10(tmp_path, subset="test")
+    assert len(data.target) == 10
+
+
+@pytest.mark.parametrize("loader", ["cifar10", "utkface"])
+def test_truncated_jpeg_error_names_the_file(tmp_path, loader):
+    if loader == "cifar10":
+        _cifar_jpeg_tree(tmp_path, "test", per_class=1)
+        bad = tmp_path / "test" / "frog" / "0000.jpg"
+        load = lambda: load_cifar10(tmp_path, subset="test")  # noqa: E731
+    else:
+        for i in range(3):
+            _save_jpeg(tmp_path / f"2{i}_0_1_2017011617452512{i}.jpg.chip.jpg", (0, 0, 0))
+        bad = tmp_path / "21_0_1_20170116174525121.jpg.chip.jpg"
+        load = lambda: load_utkface(tmp_path)  # noqa: E731
+    bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.raises(ValueError, match=re.escape(str(bad))):
+        load()
+
+
+@pytest.mark.parametrize(
+    "array, file_format, mode",
+    # Older Pillow (10.0) opens a 16-bit PNG as mode "I", newer (13.0) as "I;16".
+    [(np.full((32, 32), 1000, np.uint16), "PNG", "I(;16)?"), (np.full((32, 32), 0.5, np.float32), "TIFF", "F")],
+)
+def test_high_bit_depth_images_are_refused(tmp_path, array, file_format, mode):
+    # Pillow's conversion to RGB clipped 16-bit values to 255 and turned floats into 0.
+    _cifar_jpeg_tree(tmp_path, "test", per_class=1)
+    bad = tmp_path / "test" / "ship" / "0001.png"  # Pillow reads the content, not the suffix
+    Image.fromarray(array).save(bad, format=file_format)
+    with pytest.raises(ValueError, match=re.escape(str(bad)) + f" is a '{mode}' image"):
+        load_cifar10(tmp_path, subset="test")
+
+
+def test_load_utkface_lists_symlink_loops_and_ignores_hidden_files(tmp_path):
+    good = "25_0_1_20170116174525125.jpg.chip.jpg"
+    _save_jpeg(tmp_path / good, (0, 0, 0))
+    (tmp_path / "._25_0_1_20170116174525125.jpg.chip.jpg").write_bytes(b"\x00\x05\x16\x07")
+    loop = tmp_path / "30_1_2_20170116174525125.jpg.chip.jpg"
+    loop.symlink_to(loop.name)  # a link to itself: a loop
+    with pytest.warns(UserWarning, match=r"skipped 1 file.*30_1_2_"):
+        data = load_utkface(tmp_path)
+    assert data.filenames == [good]
+    assert [n for n, _ in data.skipped] == [loop.name]
+    assert "loop" in data.skipped[0][1]
+
+
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("data", lambda d: np.where(np.arange(d.size).reshape(d.shape) == 5, 300, d.astype(np.int64)), r"'data'.*0\.\.255.*300"),
+        ("data", lambda d: d.astype(np.float64) / 255, r"'data'.*integers.*float64"),
+        ("data", lambda d: d.tolist()[:-1] + [[0.5] * d.shape[1]], r"'data'.*integers"),
+        ("labels", lambda l: l[:-1] + [12], r"'labels'.*0\.\.9.*12"),
+        ("labels", lambda l: [-3] + l[1:], r"'labels'.*0\.\.9.*-3"),
+        ("labels", lambda l: [float(v) for v in l], r"'labels'.*integers"),
+    ],
+)
+def test_load_cifar10_batches_refuse_values_they_would_mangle(tmp_path, key, value, match):
+    _write_batches(tmp_path, protocol=2, bytes_keys=False, per_batch=3)
+    with open(tmp_path / "test_batch", "rb") as f:
+        batch = pickle.load(f)
+    batch[key] = value(batch[key])
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "test_batch")) + ".*" + match):
+        load_cifar10(tmp_path, subset="test")
 
 
 # -- real data -----------------------------------------------------------------------------

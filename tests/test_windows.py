@@ -169,6 +169,9 @@ def _bad(**changes):
     (_bad(recording=np.ones((2, 2))), {}, ValueError, "bunch.recording"),
     (_bad(recordings=[np.zeros((30, 6)), np.full((30, 6), np.nan)]), {}, ValueError, r"recording 1 \(id 10\) contains NaN"),
     (_bad(recordings=[np.zeros((30, 6)), np.full((30, 6), "x")]), {}, ValueError, "not numeric"),
+    # float64 values beyond float32's range used to become inf in X without a word.
+    (_bad(recordings=[np.zeros((30, 6)), np.full((30, 6), 1e39)]), {}, ValueError, r"recording 1 \(id 10\) has values too large"),
+    (_bad(recordings=[np.zeros((30, 6)), np.full((30, 6), 3e38)]), {"magnitude": "only"}, ValueError, r"recording 1 \(id 10\) has values too large"),
     (_bad(channels=["a"]), {}, ValueError, "names 1 channels"),
     ({"recordings": []}, {}, ValueError, "lacks the keys"),
     ([1, 2], {}, TypeError, "Bunch or mapping"),

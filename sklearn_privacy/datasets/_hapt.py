@@ -4,10 +4,12 @@ import gzip
 import importlib.metadata
 import importlib.util
 import os
+import pickle
 import re
 import tempfile
 import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -104,24 +106,61 @@ def _package_pickle_path():
 
 def _read_package_pickle(path):
     """Read the package's pickle into concatenated arrays (see ``_pack``)."""
-    with gzip.open(path, "rb") as f:
-        users = load_legacy_pickle(f)
+    try:
+        with gzip.open(path, "rb") as f:
+            users = load_legacy_pickle(f)
+    except pickle.UnpicklingError as exc:
+        raise pickle.UnpicklingError(f"{path}: {exc}") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        # Not gzip, truncated, or corrupt: name the file rather than echo gzip's words.
+        raise ValueError(
+            f"{path}: not a readable gzip-compressed HAPT pickle ({type(exc).__name__}: {exc}); "
+            "reinstall the package"
+        ) from exc
     if not isinstance(users, dict):
         raise ValueError(f"{path}: expected a dict of user id -> list of DataFrames")
     data, labels, subject = [], [], []
     for uid in sorted(users):
-        for frame in users[uid]:
+        for k, frame in enumerate(users[uid], start=1):
+            where = f"{path}: user {uid}, recording {k}"
             columns = frame_columns(frame)
             missing = [c for c in _PICKLE_COLUMNS + ["label"] if c not in columns]
             if missing:
-                raise ValueError(f"{path}: user {uid} has a recording without columns {missing}")
-            data.append(np.column_stack([columns[c] for c in _PICKLE_COLUMNS]).astype(np.float64))
-            labels.append(np.asarray(columns["label"], dtype=np.int64))
+                raise ValueError(f"{where} lacks the columns {missing}")
+            values = np.column_stack([columns[c] for c in _PICKLE_COLUMNS])
+            if values.dtype.kind not in "iuf" or not np.isfinite(values).all():
+                raise ValueError(f"{where}: sensor values must be finite numbers")
+            data.append(values.astype(np.float64))
+            labels.append(_check_labels(columns["label"], where))
+            sequence = columns.get("sequence")
+            steps = None if sequence is None else np.diff(np.asarray(sequence, dtype=np.float64))
+            if steps is not None and np.any(steps <= 0):
+                # The rows must be in time order: a shuffled frame would scramble the signal.
+                raise ValueError(f"{where}: the 'sequence' column is not increasing")
             subject.append(int(uid))
     # The pickle lists each user's experiments in order; numbering them in that order
     # reproduces UCI's experiment ids (exp01_user01, exp02_user01, exp03_user02, ...).
     recording = np.arange(1, len(data) + 1)
     return _pack(data, labels, subject, recording)
+
+
+def _check_labels(values, where):
+    """Per-sample labels as int64, each -1 or an activity code 1 to 12 (never wrapped)."""
+    values = np.asarray(values)
+    valid = (
+        values.dtype.kind in "iuf"
+        and np.isfinite(values).all()
+        and np.all(values == np.round(values))
+    )
+    if valid:
+        values = values.astype(np.int64)
+        valid = np.all((values == -1) | ((values >= 1) & (values <= max(TRANSITIONS))))
+    if not valid:
+        raise ValueError(
+            f"{where}: labels must be -1 or activity codes 1 to {max(TRANSITIONS)}, "
+            f"found {np.unique(values)[:10].tolist()}"
+        )
+    return values
 
 
 _RAW_FILE = re.compile(r"(?:^|/)RawData/(acc|gyro)_exp(\d+)_user(\d+)\.txt$")
@@ -135,7 +174,11 @@ def _read_uci_archive(path):
     except (zipfile.BadZipFile, OSError) as exc:
         raise ValueError(f"{path}: not a readable zip archive ({exc})") from exc
     with archive:
-        members = [m for m in archive.namelist() if "__MACOSX" not in m]
+        # Hidden entries (__MACOSX/, macOS ._* forks, .folders) are never data.
+        members = [
+            m for m in archive.namelist()
+            if not any(p.startswith((".", "__MACOSX")) for p in m.rstrip("/").split("/"))
+        ]
         raw = {}
         for member in members:
             match = _RAW_FILE.search(member)
@@ -229,11 +272,17 @@ def _read_cache(path):
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in ("data", "labels", "lengths", "subject", "recording")}
             source = str(npz["source"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, KeyError, ValueError, zlib.error, zipfile.BadZipFile) as exc:
         raise ValueError(
             f"the HAPT cache {path} is unreadable ({exc}); delete it to rebuild it"
         ) from exc
-    if arrays["data"].shape != (arrays["lengths"].sum(), len(CHANNELS)):
+    n_samples, n_recordings = arrays["lengths"].sum(), len(arrays["lengths"])
+    if (
+        arrays["data"].shape != (n_samples, len(CHANNELS))
+        or arrays["labels"].shape != (n_samples,)
+        or arrays["subject"].shape != (n_recordings,)
+        or arrays["recording"].shape != (n_recordings,)
+    ):
         raise ValueError(f"the HAPT cache {path} is inconsistent; delete it to rebuild it")
     return arrays, source
 
@@ -330,7 +379,10 @@ def load_hapt(
         If a download fails or its checksum does not match.
     ValueError
         On an invalid argument or a malformed file (naming it and, for text files, the
-        line).
+        line), including a truncated, corrupt or non-gzip package pickle or cache.
+    pickle.UnpicklingError
+        If the package pickle refers to anything but numpy arrays and pandas frames
+        (naming the file).
 
     Examples
     --------

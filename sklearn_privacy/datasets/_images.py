@@ -48,8 +48,9 @@ Labels come from the file names ``<age>_<gender>_<race>_<datetime>.jpg.chip.jpg`
 - race: 0 = White, 1 = Black, 2 = Asian, 3 = Indian, 4 = Others.
 
 Files whose names do not parse are skipped and listed in ``skipped`` with the reason
-(crop_part1 holds two such names, each missing a label). Images are in sorted file-name
-order.
+(crop_part1 holds two such names, each missing a label), as are ``.jpg`` entries that are
+not readable files (broken links, link loops). Hidden files (``.*``, including macOS
+``._*`` resource forks) are ignored. Images are in sorted file-name order.
 """
 
 _CIFAR10_DESCR = """CIFAR-10: 32x32 colour images in 10 classes
@@ -89,17 +90,33 @@ def _check_positive(value, name):
     return int(value)
 
 
+def _is_hidden(name):
+    """Hidden files and folders (``.*``, macOS ``._*`` resource forks, ``__MACOSX``)."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _decode(path, size):
     """Decode one image to an (H, W, 3) uint8 array, resized to ``size`` when given."""
-    with Image.open(path) as img:
-        if size is not None:
-            # JPEG DCT scaling: decode directly at the smallest scale >= size (fast).
-            img.draft("RGB", (size[1], size[0]))
-        if img.mode != "RGB":
-            img = img.convert("RGB")
-        if size is not None and img.size != (size[1], size[0]):
-            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            # Pillow would clip 16-bit values to 255 and turn float ones into 0.
+            if not (mode in ("I", "F") or mode.startswith("I;")):
+                if size is not None:
+                    # JPEG DCT scaling: decode directly at the smallest scale >= size (fast).
+                    img.draft("RGB", (size[1], size[0]))
+                if img.mode != "RGB":
+                    img = img.convert("RGB")
+                if size is not None and img.size != (size[1], size[0]):
+                    img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                return np.asarray(img, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        # Truncated or corrupt files, non-images: name the file instead of Pillow's words only.
+        raise ValueError(f"cannot decode the image {path}: {exc}") from exc
+    raise ValueError(
+        f"{path} is a {mode!r} image (more than 8 bits per channel); convert it to 8-bit "
+        "RGB first"
+    )
 
 
 def _decode_all(paths, size, n_jobs):
@@ -168,18 +185,23 @@ def load_utkface(path, *, size=None, max_images=None, n_jobs=None):
         - ``images``: uint8 array of shape (n, H, W, 3);
         - ``age``, ``gender`` (0 male, 1 female), ``race`` (0-4): int arrays of shape (n,);
         - ``filenames``: list of n file names;
-        - ``skipped``: list of ``(file name, reason)`` for names that do not parse;
+        - ``skipped``: list of ``(file name, reason)`` for names that do not parse and
+          for ``.jpg`` entries that are not readable files (broken links, link loops);
         - ``DESCR``: description and citation.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist or holds no UTKFace file.
+    ValueError
+        If an image cannot be decoded (truncated or corrupt file) or has more than 8 bits
+        per channel (16-bit or float images); the message names it.
 
     Warns
     -----
     UserWarning
-        When files are skipped (malformed names); they are listed in ``skipped``.
+        When files are skipped (malformed names, unreadable entries); they are listed in
+        ``skipped``. Hidden files (``.*``, macOS ``._*``) are ignored without a warning.
 
     Examples
     --------
@@ -195,12 +217,19 @@ def load_utkface(path, *, size=None, max_images=None, n_jobs=None):
         root = root / "crop_part1"
     if not root.is_dir():
         raise FileNotFoundError(f"UTKFace folder not found: {root}. Expected {_UTKFACE_LAYOUT}.")
-    names = sorted(p.name for p in root.iterdir() if p.name.lower().endswith(".jpg") and p.is_file())
-    if not names:
+    entries = sorted(
+        (p for p in root.iterdir() if p.name.lower().endswith(".jpg") and not _is_hidden(p.name)),
+        key=lambda p: p.name,
+    )
+    if not entries:
         raise FileNotFoundError(f"no .jpg file in {root}. Expected {_UTKFACE_LAYOUT}.")
     kept, labels, skipped = [], [], []
-    for name in names:
-        parsed = _parse_utkface_name(name)
+    for entry in entries:
+        name = entry.name
+        # is_file() is False for folders, broken links and link loops (never raises).
+        parsed = _parse_utkface_name(name) if entry.is_file() else (
+            "not a readable file (a folder, a broken link or a link loop)"
+        )
         if isinstance(parsed, str):
             skipped.append((name, parsed))
         else:
@@ -208,8 +237,9 @@ def load_utkface(path, *, size=None, max_images=None, n_jobs=None):
             labels.append(parsed)
     if skipped:
         warnings.warn(
-            f"UTKFace: skipped {len(skipped)} file(s) with malformed names "
-            f"({', '.join(n for n, _ in skipped[:3])}{', ...' if len(skipped) > 3 else ''}); "
+            f"UTKFace: skipped {len(skipped)} file(s) in {root}, with malformed names or not "
+            f"readable ({', '.join(n for n, _ in skipped[:3])}"
+            f"{', ...' if len(skipped) > 3 else ''}); "
             "see the 'skipped' entry of the returned Bunch.",
             UserWarning,
             stacklevel=2,
@@ -301,6 +331,24 @@ def _first_per_class(target, max_per_class):
     return np.sort(order[rank < max_per_class])
 
 
+def _integer_array(values, file, key, low, high):
+    """``values`` as an integer array in ``[low, high]``; never wraps, truncates or rounds."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{file}: the {key!r} entry is not an array ({exc}).") from None
+    if arr.dtype.kind not in "iu":
+        raise ValueError(
+            f"{file}: the {key!r} entry must hold integers in {low}..{high}, got dtype {arr.dtype}."
+        )
+    if arr.size and (arr.min() < low or arr.max() > high):
+        raise ValueError(
+            f"{file}: the {key!r} entry must hold integers in {low}..{high}, found values "
+            f"{arr.min()}..{arr.max()}."
+        )
+    return arr
+
+
 def _load_cifar_batches(folder, subset, max_per_class):
     names = [f"data_batch_{i}" for i in range(1, 6)] if subset == "train" else ["test_batch"]
     missing = [n for n in names if not (folder / n).is_file()]
@@ -314,11 +362,18 @@ def _load_cifar_batches(folder, subset, max_per_class):
     for name in names:
         batch = _read_batch(folder / name)
         try:
-            arr = np.asarray(batch["data"], dtype=np.uint8)
-            labels = np.asarray(batch["labels"], dtype=np.int64)
+            arr = _integer_array(batch["data"], folder / name, "data", 0, 255).astype(np.uint8)
+            labels = _integer_array(
+                batch["labels"], folder / name, "labels", 0, len(target_names) - 1
+            ).astype(np.int64)
         except KeyError as exc:
             raise ValueError(f"{folder / name} lacks the {exc} entry of a CIFAR-10 batch.") from None
-        if arr.ndim != 2 or arr.shape[1] != 3 * 32 * 32 or arr.shape[0] != labels.shape[0]:
+        if (
+            arr.ndim != 2
+            or arr.shape[1] != 3 * 32 * 32
+            or labels.ndim != 1
+            or arr.shape[0] != labels.shape[0]
+        ):
             raise ValueError(
                 f"{folder / name}: data of shape {arr.shape} with {labels.shape[0]} labels; "
                 "expected (n, 3072) rows of 32x32 RGB planes."
@@ -343,20 +398,50 @@ def _load_cifar_batches(folder, subset, max_per_class):
 
 def _load_cifar_jpeg(root, subset, max_per_class, n_jobs):
     folder = root / subset
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    if not classes:
-        raise FileNotFoundError(f"no class folder in {folder}. Expected {_CIFAR10_LAYOUT}.")
-    target_names = list(CIFAR10_CLASSES) if set(classes) == set(CIFAR10_CLASSES) else classes
+    # The class indices are CIFAR-10's canonical ones, whatever the folder listing holds,
+    # so that every subset maps a class name to the same target.
+    entries = [p for p in folder.iterdir() if not _is_hidden(p.name)]
+    classes = {p.name for p in entries if p.is_dir()}
+    missing = [c for c in CIFAR10_CLASSES if c not in classes]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder}: class folder(s) {missing} missing; expected one folder per CIFAR-10 "
+            f"class {list(CIFAR10_CLASSES)}. Expected {_CIFAR10_LAYOUT}."
+        )
+    unknown = sorted(classes - set(CIFAR10_CLASSES))
+    if unknown:
+        raise ValueError(
+            f"{folder}: folder(s) {unknown} are not CIFAR-10 classes {list(CIFAR10_CLASSES)}."
+        )
+    others = sorted(p.name for p in entries if not p.is_dir())
+    target_names = list(CIFAR10_CLASSES)
     paths, target = [], []
     for k, cls in enumerate(target_names):
-        files = sorted(
-            p.name for p in (folder / cls).iterdir()
-            if p.suffix.lower() in (".jpg", ".jpeg", ".png") and p.is_file()
-        )
+        files, ignored = [], []
+        for p in (folder / cls).iterdir():
+            if _is_hidden(p.name):
+                continue
+            if p.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+                ignored.append(p.name)
+            elif not p.is_file():
+                raise ValueError(
+                    f"{p} is not a readable file (a folder, a broken link or a link loop)."
+                )
+            else:
+                files.append(p.name)
+        others.extend(f"{cls}/{n}" for n in sorted(ignored))
+        files.sort()
         if max_per_class is not None:
             files = files[:max_per_class]
         paths.extend(folder / cls / f for f in files)
         target.extend([k] * len(files))
+    if others:
+        warnings.warn(
+            f"CIFAR-10: ignored {len(others)} non-image file(s) in {folder} "
+            f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}).",
+            UserWarning,
+            stacklevel=3,
+        )
     images = _decode_all(paths, None, n_jobs)
     return Bunch(
         images=images,
@@ -390,7 +475,8 @@ def load_cifar10(path, *, subset="train", max_per_class=None, n_jobs=None):
     data : :class:`~sklearn.utils.Bunch`
         - ``images``: uint8 array of shape (n, 32, 32, 3);
         - ``target``: int array of shape (n,), indices into ``target_names``;
-        - ``target_names``: list of class names;
+        - ``target_names``: list of class names (for JPEG folders always the canonical
+          CIFAR-10 order, airplane 0 to truck 9, in every subset);
         - ``filenames``: list of n names (``"<subset>/<class>/<file>"`` for JPEG folders,
           the batch's own file names for pickles);
         - ``DESCR``: description and citation.
@@ -398,9 +484,21 @@ def load_cifar10(path, *, subset="train", max_per_class=None, n_jobs=None):
     Raises
     ------
     FileNotFoundError
-        If ``path`` holds neither layout.
+        If ``path`` holds neither layout, or a JPEG subset lacks a class folder.
+    ValueError
+        If a JPEG subset holds a folder that is not a CIFAR-10 class, an image cannot be
+        decoded or has more than 8 bits per channel, or a batch holds pixels outside
+        0..255, non-integer data or labels outside the classes (the message names the
+        file).
     pickle.UnpicklingError
         If a batch file refers to anything but numpy arrays.
+
+    Warns
+    -----
+    UserWarning
+        When a JPEG subset holds files that are not images (``.jpg``, ``.jpeg``,
+        ``.png``); they are not loaded. Hidden files and folders (``.*``, macOS ``._*``,
+        ``__MACOSX``) are ignored without a warning.
 
     Examples
     --------

@@ -1,6 +1,7 @@
 """MobiFall v2.0: activities of daily living of 9 people, with their attributes."""
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,15 @@ SUBJECTS = {
     11: dict(age=26, height=168, weight=80, gender=0),
 }
 
-_FILE = re.compile(r"^([A-Z]{3})_(acc|gyro)_(\d+)_(\d+)\.txt$")
+# Case-insensitive: ``WAL_acc_2_1.TXT`` is the same file as ``WAL_acc_2_1.txt``. The
+# optional tail catches the copies file managers make: ``x (copy).txt``, ``x (2).txt``,
+# ``x - Copy.txt``, ``x copy.txt``.
+_FILE = re.compile(
+    r"^([a-z]{3})_(acc|gyro|ori)_(\d+)_(\d+)"
+    r"(\s*(?:\((?:copy(?:\s*\d+)?|\d+)\)|-\s*copy(?:\s*\(\d+\))?|copy(?:\s*\d+)?))?\.txt$",
+    flags=re.IGNORECASE,
+)
+_SUBJECT_FOLDER = re.compile(r"^sub(\d+)$", flags=re.IGNORECASE)
 _LAYOUT = "sub<N>/ADL/<CODE>/<CODE>_<acc|gyro>_<N>_<trial>.txt"
 
 DESCR = """\
@@ -130,6 +139,84 @@ def _resample(acc_t, acc, gyro_t, gyro, rate, files):
     return out
 
 
+def _is_hidden(name):
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _find_trials(root):
+    """Map (subject, activity id, trial) -> {"acc": path, "gyro": path}.
+
+    Names are matched case-insensitively; hidden entries and ``*_ori_*`` files are
+    ignored; other ``.txt`` files and duplicates are reported (warning) or refused.
+    """
+    found, copies, strays = {}, [], []
+    for file in sorted(root.glob("*/*/*/*")):
+        parts = file.relative_to(root).parts
+        if any(_is_hidden(p) for p in parts) or file.suffix.lower() != ".txt":
+            continue
+        if _SUBJECT_FOLDER.match(parts[0]) is None or parts[1].upper() != "ADL":
+            continue
+        match = _FILE.match(file.name)
+        if match is None or match.group(1).upper() not in _CODE_TO_ID:
+            strays.append(file)
+            continue
+        code, sensor = match.group(1).upper(), match.group(2).lower()
+        subject, trial = int(match.group(3)), int(match.group(4))
+        if sensor == "ori":
+            continue
+        if (
+            parts[2].upper() != code
+            or int(_SUBJECT_FOLDER.match(parts[0]).group(1)) != subject
+        ):
+            raise ValueError(f"{file}: file name does not match its folder (expected {_LAYOUT})")
+        if not file.is_file():
+            raise ValueError(
+                f"{file} is not a readable file (a folder, a broken link or a link loop)"
+            )
+        key = (subject, _CODE_TO_ID[code], trial, sensor)
+        if match.group(5) is None and key not in found:
+            found[key] = file
+        else:
+            copies.append((key, file))
+    # A second file for a trial's sensor (a "(copy)", or the same name in other case) is
+    # skipped if it is byte-identical to the first; otherwise which one holds the data
+    # is unknowable, and the loader refuses to guess.
+    duplicates = []
+    for key, file in copies:
+        if key not in found:
+            found[key] = file
+            warnings.warn(f"MobiFall: loading {file} (named as a copy) as the only {key[3]} file "
+                          f"of its trial", UserWarning, stacklevel=3)
+        elif found[key].read_bytes() == file.read_bytes():
+            duplicates.append(file)
+        else:
+            raise ValueError(
+                f"{file} and {found[key]} are two different {key[3]} files for the same trial "
+                f"(subject {key[0]}, {ACTIVITIES[key[1]][0]}, trial {key[2]}); remove one"
+            )
+    if duplicates:
+        warnings.warn(
+            f"MobiFall: skipped {len(duplicates)} duplicate file(s) identical to a loaded one: "
+            + ", ".join(str(f.relative_to(root)) for f in duplicates[:3])
+            + (", ..." if len(duplicates) > 3 else ""),
+            UserWarning,
+            stacklevel=3,
+        )
+    if strays:
+        warnings.warn(
+            f"MobiFall: ignored {len(strays)} file(s) whose names are not "
+            f"<CODE>_<acc|gyro>_<N>_<trial>.txt with a known ADL code: "
+            + ", ".join(str(f.relative_to(root)) for f in strays[:3])
+            + (", ..." if len(strays) > 3 else ""),
+            UserWarning,
+            stacklevel=3,
+        )
+    trials = {}
+    for (subject, act, trial, sensor), file in found.items():
+        trials.setdefault((subject, act, trial), {})[sensor] = file
+    return trials
+
+
 def load_mobifall(path, *, sampling_rate=50.0, acc_unit="g"):
     """Load the activities of daily living of MobiFall v2.0, resampled to a uniform rate.
 
@@ -140,7 +227,9 @@ def load_mobifall(path, *, sampling_rate=50.0, acc_unit="g"):
     ----------
     path : str or path-like
         The MobiFall folder holding ``sub<N>/ADL/<CODE>/<CODE>_<acc|gyro>_<N>_<trial>.txt``
-        (for example ``path/to/mobifall``). ``*_ori_*`` files and falls are ignored.
+        (for example ``path/to/mobifall``). ``*_ori_*`` files, falls and hidden
+        entries (``.*``, macOS ``._*``) are ignored. Names are matched case-insensitively
+        (``WAL_acc_2_1.TXT`` is loaded).
     sampling_rate : float, default=50.0
         Rate (Hz) of the shared uniform time base onto which each trial's accelerometer
         and gyroscope are linearly interpolated. The base starts when both sensors have
@@ -186,7 +275,17 @@ def load_mobifall(path, *, sampling_rate=50.0, acc_unit="g"):
         If ``path`` is missing or holds no MobiFall ADL files.
     ValueError
         If a file is malformed (naming the file and line), a trial lacks its acc or gyro
-        file, the sensors do not overlap in time, or an argument is invalid.
+        file or has two different ones (e.g. ``WAL_acc_2_1 (copy).txt`` differing from
+        ``WAL_acc_2_1.txt``), the sensors do not overlap in time, or an argument is
+        invalid.
+
+    Warns
+    -----
+    UserWarning
+        Naming the files: when a copy identical to a loaded file is skipped, when a
+        copy is the only file of its trial and is loaded, when ``.txt`` files in the ADL
+        folders do not have MobiFall names, and when a subject is not one of the
+        documented ADL subjects (its attributes are then NaN).
     """
     if acc_unit not in ("g", "m/s2"):
         raise ValueError(f"acc_unit must be 'g' or 'm/s2', got {acc_unit!r}")
@@ -196,16 +295,7 @@ def load_mobifall(path, *, sampling_rate=50.0, acc_unit="g"):
     if not root.is_dir():
         raise FileNotFoundError(f"MobiFall folder not found: {root} (expected a folder with {_LAYOUT})")
 
-    trials = {}
-    for file in sorted(root.glob("sub*/ADL/*/*.txt")):
-        match = _FILE.match(file.name)
-        if match is None or match.group(1) not in _CODE_TO_ID:
-            continue
-        code, sensor = match.group(1), match.group(2)
-        subject, trial = int(match.group(3)), int(match.group(4))
-        if file.parent.name != code or file.parent.parent.parent.name != f"sub{subject}":
-            raise ValueError(f"{file}: file name does not match its folder (expected {_LAYOUT})")
-        trials.setdefault((subject, _CODE_TO_ID[code], trial), {})[sensor] = file
+    trials = _find_trials(root)
     if not trials:
         raise FileNotFoundError(f"no MobiFall ADL files under {root} (expected {_LAYOUT})")
 
@@ -226,6 +316,18 @@ def load_mobifall(path, *, sampling_rate=50.0, acc_unit="g"):
         trial_ids.append(trial)
         files.append(tuple(str(pair[s].relative_to(root)) for s in ("acc", "gyro")))
 
+    unknown = sorted(set(subjects) - set(SUBJECTS))
+    if unknown:
+        first = {}
+        for subject, pair in zip(subjects, files):
+            first.setdefault(subject, pair[0])
+        warnings.warn(
+            f"MobiFall subject(s) {unknown} (e.g. {', '.join(first[s] for s in unknown[:3])} "
+            f"under {root}) are not among the documented ADL subjects {sorted(SUBJECTS)}; "
+            "their attributes are NaN",
+            UserWarning,
+            stacklevel=2,
+        )
     return make_bunch(
         recordings,
         activity,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._base import attributes_frame, make_bunch, parse_numeric_table
+from ._base import _EXACT_FLOATS, attributes_frame, make_bunch, parse_numeric_table
 
 __all__ = ["load_motionsense"]
 
@@ -42,7 +42,9 @@ SUBJECT_INFO = "data_subjects_info.csv"
 ARCHIVE = "A_DeviceMotion_data.zip"
 SAMPLING_RATE = 50.0
 
-_MEMBER = re.compile(r"(?:^|/)([a-z]{3})_(\d+)/sub_(\d+)\.csv$")
+# Case-insensitive: ``Sub_1.CSV`` (as some tools rename files) is ``sub_1.csv``.
+_MEMBER = re.compile(r"(?:^|/)([a-z]{3})_(\d+)/sub_(\d+)\.csv$", flags=re.IGNORECASE)
+_TRIAL_FOLDER = re.compile(r"(?:^|/)[a-z]{3}_\d+/[^/]+$", flags=re.IGNORECASE)
 _LAYOUT = "A_DeviceMotion_data/<act>_<trial>/sub_<k>.csv"
 
 DESCR = """\
@@ -70,7 +72,7 @@ ACM/IEEE IoTDI 2019. doi:10.1145/3302505.3310068
 
 def _read_subject_info(path):
     try:
-        table = pd.read_csv(path, encoding="utf-8-sig")
+        table = pd.read_csv(path, encoding="utf-8-sig", **_EXACT_FLOATS)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ValueError(f"{path}: cannot read the MotionSense subject table ({exc})") from exc
     expected = ["code", "weight", "height", "age", "gender"]
@@ -111,15 +113,18 @@ def _parse_csv(text, source):
 
 def _collect(members, where):
     """Map (activity id, trial, subject) -> member name; reject unknown or duplicate trials."""
-    found = {}
+    found, strays = {}, []
     for member in members:
-        parts = member.split("/")
-        if any(p.startswith("__MACOSX") for p in parts) or parts[-1].startswith("._"):
+        parts = member.rstrip("/").split("/")
+        # Hidden entries: __MACOSX/, macOS ._* forks, .ipynb_checkpoints/ and the like.
+        if any(p.startswith("__MACOSX") or p.startswith(".") for p in parts):
             continue
         match = _MEMBER.search(member)
         if match is None:
+            if member.lower().endswith(".csv") and _TRIAL_FOLDER.search(member):
+                strays.append(member)
             continue
-        code, trial, subject = match.group(1), int(match.group(2)), int(match.group(3))
+        code, trial, subject = match.group(1).lower(), int(match.group(2)), int(match.group(3))
         if code not in _CODE_TO_ID or trial not in ACTIVITIES[_CODE_TO_ID[code]][1]:
             raise ValueError(
                 f"{where}: unexpected trial folder '{code}_{trial}' in {member}; valid are "
@@ -133,7 +138,23 @@ def _collect(members, where):
         found[key] = member
     if not found:
         raise FileNotFoundError(f"no MotionSense CSV files in {where} (expected {_LAYOUT})")
+    if strays:
+        warnings.warn(
+            f"MotionSense: ignored {len(strays)} CSV file(s) in {where} whose names are not "
+            f"sub_<k>.csv: {', '.join(strays[:3])}{', ...' if len(strays) > 3 else ''}",
+            UserWarning,
+            stacklevel=3,
+        )
     return found
+
+
+def _csv_files(folder):
+    """Relative POSIX paths of the ``*.csv`` files (any case) under ``folder``."""
+    return [
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.suffix.lower() == ".csv" and p.is_file()
+    ]
 
 
 def load_motionsense(path, *, subject_info=None, channels="imu"):
@@ -145,8 +166,9 @@ def load_motionsense(path, *, subject_info=None, channels="imu"):
         The archive ``A_DeviceMotion_data.zip``, or a folder holding it extracted (also
         the doubly nested ``A_DeviceMotion_data/A_DeviceMotion_data/<act>_<trial>/``
         that some unzip tools produce), or a folder holding the archive. CSV files are
-        found at any depth as ``<act>_<trial>/sub_<k>.csv``; ``__MACOSX`` entries are
-        ignored.
+        found at any depth as ``<act>_<trial>/sub_<k>.csv`` (names in any case, e.g.
+        ``Sub_1.CSV``); hidden entries (``__MACOSX``, ``.*``, macOS ``._*``) are ignored,
+        and other CSV files in a trial folder are ignored with a warning naming them.
     subject_info : str or path-like, default=None
         The subject table ``data_subjects_info.csv`` (columns ``code, weight, height,
         age, gender``). None: looked for next to the archive, inside the folder or in
@@ -201,13 +223,13 @@ def load_motionsense(path, *, subject_info=None, channels="imu"):
         raise FileNotFoundError(
             f"MotionSense data not found: {path} (expected {ARCHIVE} or a folder with {_LAYOUT})"
         )
-    if path.is_dir() and not any(path.rglob("sub_*.csv")) and (path / ARCHIVE).is_file():
-        path = path / ARCHIVE
+    members = _csv_files(path) if path.is_dir() else None
+    no_csv = members is not None and not any(_MEMBER.search(m) for m in members)
+    if no_csv and (path / ARCHIVE).is_file():
+        path, members = path / ARCHIVE, None
 
     if path.is_dir():
-        files = {k: path / m for k, m in _collect(
-            [p.relative_to(path).as_posix() for p in path.rglob("sub_*.csv")], path
-        ).items()}
+        files = {k: path / m for k, m in _collect(members, path).items()}
 
         def read(key):
             return files[key].read_text(encoding="utf-8", errors="replace"), str(files[key])

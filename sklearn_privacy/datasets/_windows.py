@@ -247,7 +247,8 @@ def make_windows(
     ------
     ValueError
         On an invalid bunch (missing keys, no recordings, wrong ndim, mismatched lengths,
-        NaN or infinity, non-integer labels) or argument, or if no window fits.
+        NaN or infinity, values beyond the float32 range, non-integer labels) or
+        argument, or if no window fits.
 
     Examples
     --------
@@ -263,10 +264,19 @@ def make_windows(
     length = _check_positive_int(length, "length")
     step = max(length // 2, 1) if step is None else _check_positive_int(step, "step")
     data, labels, subject, recording, names = _validate_bunch(bunch)
-    features, out_names = _features(data, names, channels, magnitude)
+    with np.errstate(over="ignore"):
+        features, out_names = _features(data, names, channels, magnitude)
     del data
 
     lengths = np.array([len(y) for y in labels])
+    finite = np.isfinite(features).all(axis=1)
+    if not finite.all():
+        # float32 overflow (|x| > 3.4e38), or a magnitude that overflows: never inf.
+        i = int(np.searchsorted(np.cumsum(lengths), np.flatnonzero(~finite)[0], side="right"))
+        raise ValueError(
+            f"recording {i} (id {recording[i]}) has values too large for the float32 windows "
+            f"(largest finite float32: {np.finfo(np.float32).max:.3g})"
+        )
     labels = np.concatenate(labels)
     transitions = np.asarray(list(bunch.get("transition_activities", ()) or ()), dtype=np.int64)
 
