@@ -196,3 +196,53 @@ def test_ssa_weak_components_stay_orthogonal_to_strong_ones():
     Xt = SSASmoother(n_components=20, embedding_window=20).fit_transform(X)
     np.testing.assert_allclose(Xt, X, rtol=0, atol=1e-6)
     _assert_close_to_svd_loop(Xt, X, 20, L=20)
+
+
+def _periodic_and_random_windows(T):
+    """Clean periodic windows (periods 3 to 16, with a harmonic, so that many
+    trajectory matrices are rank-deficient, with repeated zero eigenvalues) and random
+    walks."""
+    t = np.arange(T)
+    periods = np.arange(3, 17)[:, None]
+    periodic = np.concatenate([
+        np.sin(2 * np.pi * t / periods + 0.7 * periods)
+        + 0.3 * np.sin(4 * np.pi * t / periods + 1.0),
+        np.sin(2 * np.pi * t / periods),
+    ])
+    walks = np.random.default_rng(T).normal(size=(6, T)).cumsum(axis=1)
+    return np.concatenate([periodic, walks])[:, :, None].astype(np.float32)
+
+
+@pytest.mark.parametrize("T, embedding_windows", [
+    (40, range(2, 41)),  # every valid embedding window
+    (128, [32, 64, 128]),  # HAPT's window length, where NaN used to appear
+])
+def test_ssa_matches_svd_for_every_embedding_window_on_periodic_windows(T, embedding_windows):
+    # Regression: low-rank trajectory matrices (clean periodic windows) made the
+    # tridiagonal reduction reflect a column tail of ~1e-320, so beta = 1 / tail
+    # overflowed and the output was NaN. The kernel must equal the per-window SVD
+    # wherever that is well defined: a gap between the kept and the dropped singular
+    # values, or dropped values that are negligible.
+    X = _periodic_and_random_windows(T)
+    series = X[:, :, 0].astype(np.float64)
+    scale = np.abs(series).max(axis=1)
+    for L in embedding_windows:
+        # The reference, batched: SVD of every trajectory matrix, diagonal averaging.
+        K = T - L + 1
+        U, svals, Vt = np.linalg.svd(np.lib.stride_tricks.sliding_window_view(series, K, axis=1),
+                                     full_matrices=False)
+        time_index = (np.add.outer(np.arange(L), np.arange(K)).ravel()
+                      + T * np.arange(len(X))[:, None])
+        counts = np.bincount(time_index[0], minlength=T)
+        padded = np.pad(svals, ((0, 0), (0, L + 1 - svals.shape[1])))  # K < L: zeros
+        for n_components in sorted({1, 2, 3} & set(range(1, L + 1))):
+            Xt = SSASmoother(n_components=n_components, embedding_window=L).fit_transform(X)
+            assert np.isfinite(Xt).all(), f"NaN or inf for embedding_window={L}"
+            k = min(n_components, svals.shape[1])
+            recon = (U[:, :, :k] * svals[:, None, :k]) @ Vt[:, :k]
+            ref = np.bincount(time_index.ravel(), weights=recon.ravel(),
+                              minlength=len(X) * T).reshape(len(X), T) / counts
+            kept, dropped = padded[:, n_components - 1], padded[:, n_components]
+            defined = (kept - dropped > 1e-6 * svals[:, 0]) | (kept < 1e-6 * svals[:, 0])
+            err = np.abs(Xt[:, :, 0] - ref).max(axis=1)[defined]
+            assert np.all(err <= 1e-6 * scale[defined]), (L, n_components, err.max())
