@@ -56,12 +56,12 @@ SCHEDULES = {
 
 # -- helpers shared with the replacement autoencoder ---------------------------------
 def _output_dtype(X):
-    """Floating dtype the output should have: the input's, or float64."""
+    """Floating dtype the output should have: float32 for float32 input, else float64."""
     dtype = getattr(X, "dtype", None)
     if dtype is None and hasattr(X, "dtypes"):  # DataFrame
         dtype = np.result_type(*X.dtypes)
-    if dtype is not None and np.dtype(dtype).kind == "f":
-        return np.dtype(dtype)
+    if dtype is not None and np.dtype(dtype) == np.float32:
+        return np.dtype(np.float32)
     return np.dtype(np.float64)
 
 
