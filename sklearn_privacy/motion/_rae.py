@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import _fit_context
-from sklearn.utils import metadata_routing
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d
@@ -24,10 +23,10 @@ from ..base import BaseProtector
 from ..utils.estimator_checks import register_estimator_check_config
 from ._aae import (
     _available_device,
-    _batched_forward,
+    _batched_transform,
     _channel_stats,
+    _DivergenceCheck,
     _EpochProgress,
-    _from_channels_first,
     _output_dtype,
     _to_channels_first,
     _validation_split,
@@ -71,7 +70,7 @@ class ReplacementAutoEncoder(BaseProtector):
         Early stopping on the validation loss, restoring the best weights
         (published: 20).
     kernel_size : int, default=5
-        Temporal kernel of the convolutions.
+        Temporal kernel of the convolutions (odd or even; windows keep their length).
     lr : float, default=1e-3
         Adam learning rate.
     weight_decay : float, default=0.0
@@ -131,8 +130,9 @@ class ReplacementAutoEncoder(BaseProtector):
 
     Notes
     -----
-    ``sensitive_features`` is not used and not requested through metadata routing, so a
-    :class:`~sklearn.pipeline.Pipeline` routes it only to the steps that use it.
+    ``sensitive_features`` is requested through metadata routing like every
+    protector's (so a :class:`~sklearn.pipeline.Pipeline` accepts it whatever its
+    steps) and ignored: the activity labels ``y`` are all it needs.
 
     Cost: about 0.19 s per batch of 128 windows of 2 x 128 samples on one CPU core
     (measured on a shared 2-core machine), i.e. about 22 CPU-seconds per epoch over
@@ -149,10 +149,6 @@ class ReplacementAutoEncoder(BaseProtector):
     >>> rae.fit(X, y).transform(X).shape
     (60, 16, 2)
     """
-
-    # The activity labels ``y`` are all it needs; sensitive_features belongs to other
-    # steps of a pipeline.
-    __metadata_request__fit = {"sensitive_features": metadata_routing.UNUSED}
 
     _parameter_constraints = {
         "sensitive": ["array-like"],
@@ -214,8 +210,9 @@ class ReplacementAutoEncoder(BaseProtector):
             Training windows.
         y : array-like of shape (n_windows,)
             Activity label of each window.
-        sensitive_features : None
-            Ignored (not requested by routing); present for API consistency.
+        sensitive_features : array-like, default=None
+            Ignored (requested by routing like every protector's, so pipelines accept
+            it).
         groups : array-like of shape (n_windows,), default=None
             Recording ids, so that the validation split holds out whole recordings.
 
@@ -286,7 +283,11 @@ class ReplacementAutoEncoder(BaseProtector):
             desc="ReplacementAutoEncoder",
             unit="epoch",
         )
-        callbacks = [("progress", _EpochProgress(bar))]
+        callbacks = [
+            ("progress", _EpochProgress(bar)),
+            ("divergence", _DivergenceCheck(
+                "ReplacementAutoEncoder", self.lr, ("train_loss", "valid_loss"))),
+        ]
         if valid is not None:
             callbacks.append(
                 ("early_stopping", EarlyStopping(patience=self.patience, load_best=True))
@@ -344,7 +345,7 @@ class ReplacementAutoEncoder(BaseProtector):
         Returns
         -------
         X_replaced : ndarray of the same shape and layout as ``X``
-            In the input's units (float64 unless the input is float32).
+            In the input's units; float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self, "net_")
         X3 = self._validate_motion(X, reset=False)
@@ -363,11 +364,11 @@ class ReplacementAutoEncoder(BaseProtector):
 
     def _replace(self, X3, dtype):
         """Run validated windows through the autoencoder, in batches of ``batch_size``."""
-        Xs = _to_channels_first(X3, self.mean_, self.scale_)
         device = _available_device(self.device_)
         module = self.net_.module_.to(device).eval()
-        out = _batched_forward(module, Xs, self.batch_size, device)
-        return _from_channels_first(out, self.mean_, self.scale_, dtype)
+        return _batched_transform(
+            module, X3, self.mean_, self.scale_, self.batch_size, device, dtype
+        )
 
     def __setstate__(self, state):
         super().__setstate__(state)
