@@ -309,8 +309,8 @@ class GaussianNoise(_StatelessMotionProtector):
         # A generator built per call and dropped: with noise_random_state=None it is
         # seeded from fresh OS entropy, and no generator state is kept or pickled.
         rng = np.random.default_rng(self.noise_random_state)
-        noise = rng.standard_normal(X.shape)
-        noise *= self.scale_
+        noise = rng.standard_normal(X.shape, dtype=X.dtype)  # in place from here on
+        noise *= self.scale_.astype(X.dtype)
         noise += X
         return noise
 
