@@ -270,7 +270,8 @@ def test_options_beyond_the_paper(data):
     aae = MotionAnonymizer(**params).fit(X, y, sensitive_features=who)
     assert len(aae.net_.module_.adversaries_output) == 2
     assert aae.history_[0]["scored_on"] == "training"
-    # Noise at transform is seeded by random_state: repeatable, and not a no-op.
+    # Noise at transform, with an explicit noise seed: repeatable, and not a no-op.
+    aae.set_params(noise_random_state=0)
     out = aae.transform(X)
     np.testing.assert_array_equal(aae.transform(X), out)
     quiet = pickle.loads(pickle.dumps(aae)).set_params(noise_at_transform=False)
@@ -422,3 +423,71 @@ def test_bad_y_and_bad_windows(data, fitted):
         fitted.transform(X[:, :8])
     with pytest.raises(ValueError, match="privacy_loss"):
         MotionAnonymizer(privacy_loss="nope").fit(X, y, sensitive_features=who)
+
+
+# -- hardening -------------------------------------------------------------------------------
+def test_transform_noise_is_fresh_and_not_replayed_by_a_pickle(data):
+    # Regression: noise_at_transform drew the latent noise from random_state, so every
+    # call (and any copy of the pickled model) added bit-identical, subtractable noise.
+    X, y, who = data
+    params = {**TINY, "latent_noise": 1.0, "noise_at_transform": True}
+    aae = MotionAnonymizer(**params).fit(X, y, sensitive_features=who)
+    twin = MotionAnonymizer(**params).fit(X, y, sensitive_features=who)
+    clone = pickle.loads(pickle.dumps(aae))
+    outputs = [aae.transform(X), aae.transform(X), twin.transform(X), clone.transform(X)]
+    for i in range(len(outputs)):
+        for j in range(i):
+            assert not np.allclose(outputs[i], outputs[j], atol=1e-3)
+    # An explicit noise seed (reproducible experiments only) gives the same noise.
+    seeded = aae.set_params(noise_random_state=3)
+    np.testing.assert_array_equal(seeded.transform(X), clone.set_params(
+        noise_random_state=3).transform(X))
+
+
+@pytest.mark.parametrize("kernel_size", [2, 4])
+def test_even_kernel_sizes_keep_the_window_length(data, kernel_size):
+    X, y, who = data
+    for T in (16, 15, 7):
+        z, x_hat, _ = AnonymizingAutoEncoder(4, kernel_size).eval()(torch.zeros(3, 2, T))
+        assert z.shape == (3, 2, math.ceil(T / 4)) and x_hat.shape == (3, 2, T)
+    # The task bottleneck reads the latent, so it depends on its exact length.
+    aae = MotionAnonymizer(**{**TINY, "kernel_size": kernel_size, "task_bottleneck": True})
+    out = aae.fit(X, y, sensitive_features=who).transform(X)
+    assert out.shape == X.shape and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("lr", [1e6, 10.0])
+def test_diverging_training_is_a_clear_error(data, lr):
+    # Regression: lr=1e6 returned NaN from transform, lr from 1 up reconstruction
+    # errors of 1e8 and more, with fit returning normally.
+    X, y, who = data
+    with pytest.raises(ValueError, match=rf"diverged.*lr={lr}.*smaller lr"):
+        MotionAnonymizer(**{**TINY, "lr": lr, "anonymizer_epochs": 3}).fit(
+            X, y, sensitive_features=who)
+
+
+@pytest.mark.parametrize("dtype, expected", [
+    (np.float16, np.float64), (np.float32, np.float32), (np.float64, np.float64),
+    (np.int64, np.float64),
+])
+def test_output_dtype_convention(fitted, data, dtype, expected):
+    # Regression: float16 input came back float16, against the documented convention.
+    X = (4 * data[0]).astype(dtype)
+    assert fitted.transform(X).dtype == expected
+
+
+def test_transform_makes_no_full_size_float64_copy(fitted):
+    # Regression: standardising and de-standardising the whole input in float64 took
+    # about 6x the input (float32) in temporaries. Now: the output and one batch.
+    import tracemalloc
+
+    X = np.random.default_rng(0).normal(size=(2000, 16, 2)).astype(np.float32)
+    fitted.transform(X[:10])
+    tracemalloc.start()
+    try:
+        out = fitted.transform(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.dtype == np.float32
+    assert peak <= 1.5 * X.nbytes, peak / X.nbytes

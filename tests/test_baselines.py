@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import sklearn
 from scipy import signal
 
 from sklearn_privacy.motion import Downsampler, GaussianNoise, SSASmoother
@@ -28,7 +29,7 @@ def test_downsampler_keeps_slow_motion_and_removes_fast_detail():
     # resampling treats each window as periodic: 1.17 Hz (kept at 5 Hz) and 11.7 Hz.
     X = _sines([3 * FS / 128, 30 * FS / 128])
     Xt = Downsampler(target_rate=5).fit_transform(X)
-    assert Xt.shape == X.shape and Xt.dtype == np.float32
+    assert Xt.shape == X.shape and Xt.dtype == np.float64  # float64 in, float64 out
     np.testing.assert_allclose(Xt[:, :, 0], X[:, :, 0], atol=0.05)
     assert _band_power(Xt[:, :, 1:], 2.5, 25) < 1e-3 * _band_power(X[:, :, 1:], 2.5, 25)
 
@@ -70,28 +71,103 @@ def test_ssa_parameter_errors():
         SSASmoother(n_components=5, embedding_window=4).fit(X)
 
 
-def test_gaussian_noise_scale_and_determinism():
+def test_gaussian_noise_scale_and_fresh_noise():
     rng = np.random.default_rng(0)
     X = rng.normal(scale=[1.0, 10.0], size=(400, 64, 2)).astype(np.float32)
-    noise = GaussianNoise(sigma=0.5, random_state=0).fit(X)
+    noise = GaussianNoise(sigma=0.5).fit(X)
     np.testing.assert_allclose(noise.scale_, [0.5, 5.0], rtol=0.02)
     a, b = noise.transform(X), noise.transform(X)
     assert not np.allclose(a, b)  # fresh noise on every call
     np.testing.assert_allclose((a - X).std(axis=(0, 1)), [0.5, 5.0], rtol=0.02)
-    # ... and the sequence of calls is reproducible from random_state.
-    again = GaussianNoise(sigma=0.5, random_state=0).fit(X)
-    np.testing.assert_array_equal(again.transform(X), a)
-    np.testing.assert_array_equal(again.transform(X), b)
     assert np.array_equal(GaussianNoise(sigma=0).fit_transform(X), X)
 
 
-@pytest.mark.parametrize("protector", [Downsampler(), SSASmoother(), GaussianNoise(random_state=0)])
+def test_gaussian_noise_cannot_be_regenerated_from_the_seed_or_a_pickle():
+    # Regression: random_state seeded the noise, so anyone knowing the seed (or holding
+    # the pickled model, which carried the generator) regenerated and subtracted it.
+    X = np.random.default_rng(1).normal(size=(50, 32, 2)).astype(np.float32)
+    fitted = GaussianNoise(sigma=0.5, random_state=0).fit(X)
+    twin = GaussianNoise(sigma=0.5, random_state=0).fit(X)
+    clone = pickle.loads(pickle.dumps(fitted))
+    outputs = [fitted.transform(X), twin.transform(X), clone.transform(X),
+               fitted.transform(X)]
+    noises = [out - X for out in outputs]
+    for i in range(len(noises)):
+        for j in range(i):
+            # Independent noises: their difference has sqrt(2) times their spread.
+            ratio = (noises[i] - noises[j]).std() / noises[i].std()
+            assert 1.3 < ratio < 1.5
+    assert not any("rng" in key or "random" in key for key in vars(fitted) if key.endswith("_"))
+    assert b"Generator" not in pickle.dumps(fitted)
+
+
+def test_gaussian_noise_with_an_explicit_noise_seed_is_reproducible():
+    X = np.random.default_rng(1).normal(size=(20, 32, 2)).astype(np.float32)
+    a = GaussianNoise(noise_random_state=3).fit(X)
+    b = pickle.loads(pickle.dumps(GaussianNoise(noise_random_state=3).fit(X)))
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    np.testing.assert_array_equal(a.transform(X), a.transform(X))
+    assert not np.array_equal(a.transform(X), GaussianNoise(noise_random_state=4).fit(X).transform(X))
+    with pytest.raises(ValueError, match="noise_random_state"):
+        GaussianNoise(noise_random_state=-1).fit(X)
+
+
+def test_gaussian_noise_statistics_do_not_overflow_on_large_values():
+    # Regression: the channel std was computed in float32, whose squares overflow
+    # from |x| ~ 2e19, so scale_ and every output were inf or NaN.
+    X = np.random.default_rng(2).normal(scale=1e20, size=(10, 64, 1)).astype(np.float32)
+    noise = GaussianNoise(sigma=0.5).fit(X)
+    np.testing.assert_allclose(noise.scale_, 0.5 * X.astype(np.float64).std(), rtol=1e-6)
+    Xt = noise.transform(X)
+    assert np.isfinite(Xt).all()
+    np.testing.assert_allclose((Xt.astype(np.float64) - X).std(), 0.5e20, rtol=0.05)
+
+
+@pytest.mark.parametrize("protector", [
+    Downsampler(), SSASmoother(), GaussianNoise(noise_random_state=0),
+])
 def test_pickle_round_trip_and_label_free(protector):
     X = _sines([1.0, 3.0], n=4)
     fitted = protector.fit(X)  # no labels needed
-    clone = pickle.loads(pickle.dumps(fitted))  # the noise generator's state travels too
+    clone = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(clone.transform(X), fitted.transform(X))
-    assert fitted.get_metadata_routing().fit.requests["sensitive_features"] is False
+    # Requested by default like every protector's (and ignored), so that pipelines
+    # with routing accept sensitive_features whatever protector they hold.
+    assert fitted.get_metadata_routing().fit.requests["sensitive_features"] is True
+
+
+@pytest.mark.parametrize("protector", [
+    Downsampler(), SSASmoother(), GaussianNoise(noise_random_state=0),
+])
+@pytest.mark.parametrize("dtype, expected", [
+    (np.float16, np.float64), (np.float32, np.float32), (np.float64, np.float64),
+    (np.int64, np.float64),
+])
+def test_output_dtype_convention(protector, dtype, expected):
+    # Regression: float16 input used to come back float32 (and float64 as float32).
+    X = (10 * _sines([1.0, 3.0], n=3)).astype(dtype)
+    assert protector.fit(X).transform(X).dtype == expected
+
+
+@pytest.mark.parametrize("protector", [
+    Downsampler(), SSASmoother(n_components=1), GaussianNoise(),
+])
+def test_readme_tour_pipeline_routes_sensitive_features(protector):
+    # Regression: the label-free baselines did not request sensitive_features, so this
+    # pipeline of the README raised "Pipeline.fit got unexpected argument(s)
+    # {'sensitive_features'}" with routing enabled.
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_privacy.adversaries import TimeSeriesCNNClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 16, 2)).astype(np.float32)
+    activity, person = np.repeat([0, 1], 12), np.tile([0, 1, 2], 8)
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(protector, TimeSeriesCNNClassifier(
+            n_filters=4, max_epochs=1, device="cpu", random_state=0))
+        pipe.fit(X, activity, sensitive_features=person)
+        assert pipe.predict(X).shape == (24,)
 
 
 def _ssa_reference_windows(X, n_components, L=10):
@@ -196,3 +272,53 @@ def test_ssa_weak_components_stay_orthogonal_to_strong_ones():
     Xt = SSASmoother(n_components=20, embedding_window=20).fit_transform(X)
     np.testing.assert_allclose(Xt, X, rtol=0, atol=1e-6)
     _assert_close_to_svd_loop(Xt, X, 20, L=20)
+
+
+def _periodic_and_random_windows(T):
+    """Clean periodic windows (periods 3 to 16, with a harmonic, so that many
+    trajectory matrices are rank-deficient, with repeated zero eigenvalues) and random
+    walks."""
+    t = np.arange(T)
+    periods = np.arange(3, 17)[:, None]
+    periodic = np.concatenate([
+        np.sin(2 * np.pi * t / periods + 0.7 * periods)
+        + 0.3 * np.sin(4 * np.pi * t / periods + 1.0),
+        np.sin(2 * np.pi * t / periods),
+    ])
+    walks = np.random.default_rng(T).normal(size=(6, T)).cumsum(axis=1)
+    return np.concatenate([periodic, walks])[:, :, None].astype(np.float32)
+
+
+@pytest.mark.parametrize("T, embedding_windows", [
+    (40, range(2, 41)),  # every valid embedding window
+    (128, [32, 64, 128]),  # HAPT's window length, where NaN used to appear
+])
+def test_ssa_matches_svd_for_every_embedding_window_on_periodic_windows(T, embedding_windows):
+    # Regression: low-rank trajectory matrices (clean periodic windows) made the
+    # tridiagonal reduction reflect a column tail of ~1e-320, so beta = 1 / tail
+    # overflowed and the output was NaN. The kernel must equal the per-window SVD
+    # wherever that is well defined: a gap between the kept and the dropped singular
+    # values, or dropped values that are negligible.
+    X = _periodic_and_random_windows(T)
+    series = X[:, :, 0].astype(np.float64)
+    scale = np.abs(series).max(axis=1)
+    for L in embedding_windows:
+        # The reference, batched: SVD of every trajectory matrix, diagonal averaging.
+        K = T - L + 1
+        U, svals, Vt = np.linalg.svd(np.lib.stride_tricks.sliding_window_view(series, K, axis=1),
+                                     full_matrices=False)
+        time_index = (np.add.outer(np.arange(L), np.arange(K)).ravel()
+                      + T * np.arange(len(X))[:, None])
+        counts = np.bincount(time_index[0], minlength=T)
+        padded = np.pad(svals, ((0, 0), (0, L + 1 - svals.shape[1])))  # K < L: zeros
+        for n_components in sorted({1, 2, 3} & set(range(1, L + 1))):
+            Xt = SSASmoother(n_components=n_components, embedding_window=L).fit_transform(X)
+            assert np.isfinite(Xt).all(), f"NaN or inf for embedding_window={L}"
+            k = min(n_components, svals.shape[1])
+            recon = (U[:, :, :k] * svals[:, None, :k]) @ Vt[:, :k]
+            ref = np.bincount(time_index.ravel(), weights=recon.ravel(),
+                              minlength=len(X) * T).reshape(len(X), T) / counts
+            kept, dropped = padded[:, n_components - 1], padded[:, n_components]
+            defined = (kept - dropped > 1e-6 * svals[:, 0]) | (kept < 1e-6 * svals[:, 0])
+            err = np.abs(Xt[:, :, 0] - ref).max(axis=1)[defined]
+            assert np.all(err <= 1e-6 * scale[defined]), (L, n_components, err.max())

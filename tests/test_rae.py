@@ -160,8 +160,8 @@ def test_pipeline_rae_then_aae_routes_labels_to_both(data):
     np.testing.assert_array_equal(pipe.named_steps["rae"].classes_, [0, 1, 2])
     np.testing.assert_array_equal(pipe.named_steps["aae"].classes_, [0, 1, 2])
     np.testing.assert_array_equal(pipe.named_steps["aae"].sensitive_classes_, [0, 1, 2])
-    # sensitive_features reaches the AAE only: the RAE does not request it.
-    assert "sensitive_features" not in str(rae.get_metadata_routing())
+    # sensitive_features reaches both; the RAE requests it and ignores it.
+    assert "sensitive_features" in str(rae.get_metadata_routing())
     assert "sensitive_features" in str(routing)
 
 
@@ -230,3 +230,63 @@ def test_bad_input(data, sensitive, neutral, y_filter, match):
         X, y = X[:1], y[:1]
     with pytest.raises(ValueError, match=match):
         rae.fit(X, y)
+
+
+# -- hardening -------------------------------------------------------------------------------
+def test_requests_sensitive_features_like_every_protector(data):
+    # Requested (and ignored), so a pipeline holding only label-free steps accepts it.
+    X, y, who = data
+    rae = ReplacementAutoEncoder([SENSITIVE], [NEUTRAL], **{**FAST, "max_epochs": 1})
+    assert rae.get_metadata_routing().fit.requests["sensitive_features"] is True
+    with config_context(enable_metadata_routing=True):
+        pipe = Pipeline([("rae", rae), ("clf", LogisticRegression())])
+        pipe.fit(X[:, :, 0], y, sensitive_features=who)
+
+
+@pytest.mark.parametrize("kernel_size", [2, 4])
+def test_even_kernel_sizes_are_supported(data, kernel_size):
+    # Regression: every even kernel crashed inside torch ("mat1 and mat2 shapes cannot
+    # be multiplied"): the convolutions lengthened the windows by one sample.
+    from sklearn_privacy.motion._modules import ReplacementNetwork
+
+    for T in (16, 7):
+        assert ReplacementNetwork(2, T, kernel_size).eval()(torch.zeros(3, 2, T)).shape == (3, 2, T)
+    X, y, _ = data
+    rae = ReplacementAutoEncoder([SENSITIVE], [NEUTRAL], **{**FAST, "max_epochs": 2,
+                                                            "kernel_size": kernel_size})
+    out = rae.fit(X, y).transform(X)
+    assert out.shape == X.shape and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("lr", [1e6, 10.0])
+def test_diverging_training_is_a_clear_error(data, lr):
+    X, y, _ = data
+    with pytest.raises(ValueError, match=rf"diverged.*lr={lr}.*smaller lr"):
+        ReplacementAutoEncoder([SENSITIVE], [NEUTRAL], **{**FAST, "lr": lr}).fit(X, y)
+
+
+@pytest.mark.parametrize("dtype, expected", [
+    (np.float16, np.float64), (np.float32, np.float32), (np.float64, np.float64),
+    (np.int64, np.float64),
+])
+def test_output_dtype_convention(fitted, data, dtype, expected):
+    # Regression: float16 input came back float16, against the documented convention.
+    X = (4 * data[0]).astype(dtype)
+    assert fitted.transform(X).dtype == expected
+
+
+def test_transform_makes_no_full_size_float64_copy(fitted):
+    # Regression: standardising and de-standardising the whole input in float64 took
+    # about 6x the input (float32) in temporaries. Now: the output and one batch.
+    import tracemalloc
+
+    X = np.random.default_rng(0).normal(size=(2000, 16, 2)).astype(np.float32)
+    fitted.transform(X[:10])
+    tracemalloc.start()
+    try:
+        out = fitted.transform(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.dtype == np.float32
+    assert peak <= 1.5 * X.nbytes, peak / X.nbytes

@@ -37,7 +37,8 @@ TORCH_OR_PROTECTOR = sorted(
 )
 #: Extra parameters so each estimator exercises its random parts (noise, validation).
 EXTRA = {
-    "MotionAnonymizer": {"latent_noise": 0.1, "noise_at_transform": True},
+    # An explicit noise seed: by default the transform noise is fresh OS entropy.
+    "MotionAnonymizer": {"latent_noise": 0.1, "noise_at_transform": True, "noise_random_state": 0},
     "TimeSeriesCNNClassifier": {"early_stopping": True, "max_epochs": 2},
     "ImageCNNClassifier": {"early_stopping": True, "max_epochs": 2},
     "EdgeFool": {"mode": "universal", "max_iter": 2},

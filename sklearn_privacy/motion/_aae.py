@@ -27,7 +27,6 @@ from torch import nn
 from ..base import BaseProtector
 from ..utils._torch import (
     EpochProgress,
-    check_random_state_local,
     draw_seed,
     progress_bar,
     validation_split,
@@ -60,12 +59,12 @@ SCHEDULES = {
 
 # -- helpers shared with the replacement autoencoder ---------------------------------
 def _output_dtype(X):
-    """Floating dtype the output should have: the input's, or float64."""
+    """Floating dtype the output should have: float32 for float32 input, else float64."""
     dtype = getattr(X, "dtype", None)
     if dtype is None and hasattr(X, "dtypes"):  # DataFrame
         dtype = np.result_type(*X.dtypes)
-    if dtype is not None and np.dtype(dtype).kind == "f":
-        return np.dtype(dtype)
+    if dtype is not None and np.dtype(dtype) == np.float32:
+        return np.dtype(np.float32)
     return np.dtype(np.float64)
 
 
@@ -87,17 +86,19 @@ def _from_channels_first(out, mean, scale, dtype):
     return (out.transpose(0, 2, 1).astype(np.float64) * scale + mean).astype(dtype)
 
 
-def _batched_forward(forward, Xs, batch_size, device):
-    """Apply ``forward`` (tensor -> tensor of the same shape) to ``Xs`` in batches.
+def _batched_transform(forward, X, mean, scale, batch_size, device, dtype):
+    """Apply ``forward`` (standardised channels-first tensor -> tensor of the same
+    shape) to ``(n, T, d)`` windows in batches, returning windows in input units.
 
-    Memory is bounded by one batch on the device; the result is a numpy array like
-    ``Xs``.
+    Each batch is standardised, run and mapped back on its own, straight into a
+    preallocated output of ``dtype``: besides the output, memory holds one batch.
     """
-    out = np.empty_like(Xs)
+    out = np.empty(X.shape, dtype=dtype)
     with torch.no_grad():
-        for start in range(0, Xs.shape[0], batch_size):
-            xb = torch.from_numpy(Xs[start : start + batch_size]).to(device)
-            out[start : start + xb.shape[0]] = forward(xb).cpu().numpy()
+        for start in range(0, X.shape[0], batch_size):
+            stop = start + batch_size
+            xb = torch.from_numpy(_to_channels_first(X[start:stop], mean, scale)).to(device)
+            out[start:stop] = _from_channels_first(forward(xb).cpu().numpy(), mean, scale, dtype)
     return out
 
 
@@ -109,6 +110,43 @@ def _train_valid_split(y, groups, fraction, rng):
     return validation_split(
         y, groups, fraction, draw_seed(rng), disable_hint="validation_fraction=None"
     )
+
+
+class _DivergenceCheck(Callback):
+    """Stop ``fit`` with a clear error once training diverges.
+
+    After every epoch: every loss must be finite and the reconstruction errors
+    ``mse_keys`` of the history, in standardised units (1 for an output of zeros), at
+    most ``_MAX_RECONSTRUCTION_MSE``, i.e. outputs within about a thousand standard
+    deviations of their targets. A learning rate far too large breaks this within an
+    epoch or two; such a model would otherwise be returned and give NaN or absurd
+    windows in ``transform``.
+    """
+
+    def __init__(self, estimator, lr, mse_keys):
+        self.estimator = estimator
+        self.lr = lr
+        self.mse_keys = mse_keys
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        for key in ("train_loss", "valid_loss", *self.mse_keys):
+            value = row.get(key)
+            if value is None:
+                continue
+            exploded = key in self.mse_keys and value > _MAX_RECONSTRUCTION_MSE
+            if np.isfinite(value) and not exploded:
+                continue
+            raise ValueError(
+                f"{self.estimator} diverged in epoch {len(net.history)} of training: "
+                f"{key} = {value:.3g} (standardised units). The learning rate lr={self.lr} "
+                "is too large for this model and data; use a smaller lr (the default is "
+                "1e-3)."
+            )
+
+
+#: Reconstruction MSE (standardised units) above which training has diverged.
+_MAX_RECONSTRUCTION_MSE = 1e6
 
 
 def _encode_labels(values, what):
@@ -446,7 +484,7 @@ class MotionAnonymizer(BaseProtector):
     n_filters : int, default=None
         Filters of the encoder and decoder convolutions (published: 100).
     kernel_size : int, default=3
-        Temporal kernel of the encoder and decoder.
+        Temporal kernel of the encoder and decoder (odd or even).
     classifier_filters : int, default=None
         Filters of the auxiliary classifiers (adversaries and task classifier); 64 in
         ``"faithful"``, 32 in ``"fast"``.
@@ -471,7 +509,15 @@ class MotionAnonymizer(BaseProtector):
         Standard deviation of Gaussian noise added during training to the latent,
         which is then batch-normalised (no affine) so the noise has a fixed scale.
     noise_at_transform : bool, default=False
-        Also add the latent noise in :meth:`transform` (seeded by ``random_state``).
+        Also add the latent noise in :meth:`transform`, drawn as ``noise_random_state``
+        says.
+    noise_random_state : int or None, default=None
+        Source of the latent noise of :meth:`transform` (with ``noise_at_transform``).
+        ``None`` (the only setting that protects): fresh noise from operating-system
+        entropy on every call, never stored in the estimator or its pickle. An int
+        gives every call the same noise, for reproducible experiments only: **unsafe
+        for protection**, since anyone who knows the seed can regenerate the noise.
+        ``random_state`` seeds training only.
     task_bottleneck : bool or {"soft", "hard"}, default=False
         Squeeze the latent through the task: the encoder predicts the task (activity)
         and the decoder only sees a linear embedding of that prediction, so the output
@@ -508,8 +554,10 @@ class MotionAnonymizer(BaseProtector):
         Torch device; ``"auto"`` picks CUDA when available (else the CPU); an explicit
         ``"cuda"`` without CUDA is an error at :meth:`fit`.
     random_state : int, RandomState instance or None, default=None
-        Seeds numpy and torch (weights, batches, splits, noise) through local
-        generators: fitting leaves the global numpy and torch random state unchanged.
+        Seeds numpy and torch in training (weights, batches, splits, training noise)
+        through local generators: fitting leaves the global numpy and torch random
+        state unchanged. It does not seed the noise of :meth:`transform` (see
+        ``noise_random_state``).
     verbose : int, default=0
         Show a progress bar over the epochs of all rounds.
 
@@ -600,6 +648,7 @@ class MotionAnonymizer(BaseProtector):
         "n_adversaries": [Interval(numbers.Integral, 1, None, closed="left")],
         "latent_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "noise_at_transform": ["boolean"],
+        "noise_random_state": [Interval(numbers.Integral, 0, None, closed="left"), None],
         "task_bottleneck": ["boolean", StrOptions({"soft", "hard"})],
         "task_head": [StrOptions({"linear", "cnn"})],
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -634,6 +683,7 @@ class MotionAnonymizer(BaseProtector):
         n_adversaries=1,
         latent_noise=0.0,
         noise_at_transform=False,
+        noise_random_state=None,
         task_bottleneck=False,
         task_head="linear",
         patience=6,
@@ -664,6 +714,7 @@ class MotionAnonymizer(BaseProtector):
         self.n_adversaries = n_adversaries
         self.latent_noise = latent_noise
         self.noise_at_transform = noise_at_transform
+        self.noise_random_state = noise_random_state
         self.task_bottleneck = task_bottleneck
         self.task_head = task_head
         self.patience = patience
@@ -820,6 +871,8 @@ class MotionAnonymizer(BaseProtector):
                 *score_callbacks,
                 ("early_stopping", _ClassifierEarlyStopping(self.patience)),
                 ("progress", EpochProgress(bar, _PROGRESS_KEYS)),
+                ("divergence", _DivergenceCheck(
+                    "MotionAnonymizer", self.lr, ("train_rec_mse", "valid_rec_mse"))),
             ],
             iterator_train__shuffle=True,
             # A last batch of one window would break batch norm on short windows.
@@ -878,25 +931,23 @@ class MotionAnonymizer(BaseProtector):
         Returns
         -------
         X_anonymized : ndarray of the same shape and layout as ``X``
-            In the input's units (float64 unless the input is float32).
+            In the input's units; float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self, "net_")
         X3 = self._validate_motion(X, reset=False)
-        Xs = _to_channels_first(X3, self.mean_, self.scale_)
         device = self.device_
         anonymizer = self.net_.module_.anonymizer.to(device).eval()
         noise = self.latent_noise if self.noise_at_transform else 0.0
         generator = None
         if noise > 0:
-            # A local generator: transform changes neither the fitted state nor the
-            # global random state.
-            seed = draw_seed(check_random_state_local(self.random_state))
+            seed = self.noise_random_state
+            if seed is None:  # fresh OS entropy on every call, never stored
+                seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 1)
             generator = torch.Generator(device=device).manual_seed(int(seed))
-        out = _batched_forward(
+        Xt = _batched_transform(
             lambda xb: anonymizer(xb, noise_std=noise, generator=generator)[1],
-            Xs, self.batch_size, device,
+            X3, self.mean_, self.scale_, self.batch_size, device, _output_dtype(X),
         )
-        Xt = _from_channels_first(out, self.mean_, self.scale_, _output_dtype(X))
         return self._restore_motion(Xt, X)
 
     # Pickling: skorch saves ``net_``'s torch state and maps it to the CPU when CUDA is

@@ -13,17 +13,20 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ..base import BaseProtector
-from ..utils._torch import check_random_state_local, draw_seed
 from ..utils.estimator_checks import register_estimator_check_config
+from ._aae import _output_dtype
 
 __all__ = ["Downsampler", "GaussianNoise", "SSASmoother"]
 
 
 class _StatelessMotionProtector(BaseProtector):
-    """A protector whose ``fit`` only records the window shape."""
+    """A protector whose ``fit`` only records the window shape.
 
-    # These protectors are label-free: do not ask meta-estimators for sensitive labels.
-    __metadata_request__fit = {"sensitive_features": False}
+    Like every protector it requests ``sensitive_features`` in ``fit`` (and ignores
+    them), so a :class:`~sklearn.pipeline.Pipeline` with metadata routing accepts them
+    whichever protector it holds.
+    """
+
     _y_usage = "ignored"
     _sensitive_usage = "ignored"
 
@@ -59,14 +62,21 @@ class _StatelessMotionProtector(BaseProtector):
 
         Returns
         -------
-        X_protected : ndarray of the same shape as ``X`` (float32)
+        X_protected : ndarray of the same shape and layout as ``X``
+            float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self)
         X_valid = self._validate_motion(X, reset=False)
-        return self._restore_motion(self._transform(X_valid), X)
+        Xt = self._transform(X_valid).astype(_output_dtype(X), copy=False)
+        return self._restore_motion(Xt, X)
 
     def _transform(self, X):
         raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
 
 class Downsampler(_StatelessMotionProtector):
@@ -131,7 +141,7 @@ class Downsampler(_StatelessMotionProtector):
         low = signal.resample(X, self._n_low, axis=1)
         if self.restore_length:
             low = signal.resample(low, X.shape[1], axis=1)
-        return low.astype(np.float32, copy=False)
+        return low
 
 
 class SSASmoother(_StatelessMotionProtector):
@@ -176,7 +186,7 @@ class SSASmoother(_StatelessMotionProtector):
       the interior (taps: diagonal sums of ``U @ U.T``), the first and last ``L - 1``
       samples averaged from their own trajectory columns.
 
-    The output (float32) agrees with a per-window SVD (``np.linalg.svd`` of each
+    The output (float32 precision) agrees with a per-window SVD (``np.linalg.svd`` of each
     trajectory matrix in float64) to about ``1e-7`` of each series' largest magnitude.
     Memory does not grow with the number of windows. The kernel runs on one thread;
     it is compiled on the first ``transform`` (seconds) and cached in
@@ -251,16 +261,21 @@ class GaussianNoise(_StatelessMotionProtector):
     sigma : float, default=0.5
         Noise standard deviation as a multiple of each channel's standard deviation on
         the training windows.
+    noise_random_state : int or None, default=None
+        Source of the noise drawn by :meth:`transform`. ``None`` (the only setting that
+        protects): fresh noise from operating-system entropy on every call, never
+        stored in the estimator, so neither its parameters nor a pickled model let
+        anyone regenerate and subtract it. An int gives every call the same noise, for
+        reproducible experiments only: **unsafe for protection**, since anyone who
+        knows the seed can regenerate the noise and remove it exactly.
     random_state : int, RandomState instance or None, default=None
-        Seeds the noise. Each ``transform`` call draws fresh noise; with an int, the
-        sequence of calls after ``fit`` is reproducible. Noise is deliberately *not* a
-        function of the input or of its position: noise repeated across calls would
-        be a pattern an attacker could learn.
+        Not used: the noise comes from ``noise_random_state``, and ``fit`` draws
+        nothing. Accepted so that code seeding every protector alike keeps working.
 
     Attributes
     ----------
     scale_ : ndarray of shape (n_channels,)
-        Noise standard deviation per channel, in input units.
+        Noise standard deviation per channel, in input units (float64).
     n_timestamps_in_, n_channels_in_, n_features_in_ : int
         Shape of the training windows.
 
@@ -269,38 +284,46 @@ class GaussianNoise(_StatelessMotionProtector):
     >>> import numpy as np
     >>> from sklearn_privacy.motion import GaussianNoise
     >>> X = np.zeros((2, 128, 1)) + np.arange(128)[None, :, None]
-    >>> GaussianNoise(sigma=0.1, random_state=0).fit_transform(X).shape
+    >>> GaussianNoise(sigma=0.1).fit_transform(X).shape
     (2, 128, 1)
     """
 
     _parameter_constraints = {
         "sigma": [Interval(Real, 0, None, closed="left")],
+        "noise_random_state": [Interval(Integral, 0, None, closed="left"), None],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, sigma=0.5, random_state=None):
+    def __init__(self, sigma=0.5, noise_random_state=None, random_state=None):
         self.sigma = sigma
+        self.noise_random_state = noise_random_state
         self.random_state = random_state
 
     def _check_params_against(self, X):
-        std = X.reshape(-1, X.shape[2]).std(axis=0)
-        self.scale_ = (self.sigma * np.where(std > 0, std, 1.0)).astype(np.float32)
-        # Never numpy's global generator, even with random_state=None.
-        seed = draw_seed(check_random_state_local(self.random_state))
-        self._noise_rng = np.random.default_rng(seed)
+        # In float64: squares of float32 values above ~2e19 overflow float32.
+        std = X.reshape(-1, X.shape[2]).std(axis=0, dtype=np.float64)
+        self.scale_ = self.sigma * np.where(std > 0, std, 1.0)
 
     def _transform(self, X):
-        rng = self._noise_rng
-        noise = rng.standard_normal(X.shape, dtype=np.float32) * self.scale_
-        return (X + noise).astype(np.float32, copy=False)
+        # A generator built per call and dropped: with noise_random_state=None it is
+        # seeded from fresh OS entropy, and no generator state is kept or pickled.
+        rng = np.random.default_rng(self.noise_random_state)
+        noise = rng.standard_normal(X.shape, dtype=X.dtype)  # in place from here on
+        noise *= self.scale_.astype(X.dtype)
+        noise += X
+        return noise
 
 
 register_estimator_check_config(
     "GaussianNoise",
+    # The checks compare outputs of repeated fits and calls: they run the reproducible
+    # (seeded) noise; the default draws fresh noise on every call.
+    fast_params={"noise_random_state": 0},
     expected_failed_checks={
-        check: "fresh noise is drawn on every call, so transforming a subset or a "
-        "permutation does not reproduce the noise of the full batch (by design: "
-        "repeated noise would be a learnable pattern)"
+        check: "noise is drawn for the batch as a whole (fresh on every call by "
+        "default), so transforming a subset or a permutation does not reproduce the "
+        "noise of the full batch (by design: noise tied to a window would be a "
+        "learnable pattern)"
         for check in (
             "check_methods_subset_invariance",
             "check_methods_sample_order_invariance",

@@ -24,21 +24,48 @@ __all__ = [
 ]
 
 
+class _EvenConv1d(nn.Conv1d):
+    """Length-preserving convolution for an even kernel: ``k // 2 - 1`` zeros on the
+    left, ``k // 2`` on the right (what ``padding="same"`` does, without its warning)."""
+
+    def forward(self, x):
+        k = self.kernel_size[0]
+        return super().forward(F.pad(x, (k // 2 - 1, k // 2)))
+
+
+class _EvenConvTranspose1d(nn.ConvTranspose1d):
+    """Transposed convolution for an even kernel (built with ``padding = k // 2 - 1``),
+    cropped on the right to ``stride`` times the input length: the adjoint of
+    :class:`_EvenConv1d`'s padding."""
+
+    def forward(self, x):
+        return super().forward(x)[..., : self.stride[0] * x.shape[-1]]
+
+
+def _conv1d(in_channels, out_channels, kernel_size):
+    """Length-preserving 1-D convolution, for odd and even kernels."""
+    if kernel_size % 2:
+        return nn.Conv1d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+    return _EvenConv1d(in_channels, out_channels, kernel_size)
+
+
 def _conv_selu_bn(in_channels, out_channels, kernel_size, *, transposed=False, stride=1):
     """Convolution -> SELU -> batch norm, length preserving (or doubling when stride=2)."""
     padding = kernel_size // 2
     if transposed:
-        # output_padding makes a stride-2 transposed conv exactly double the length.
-        conv = nn.ConvTranspose1d(
+        # output_padding makes a stride-2 transposed conv exactly double the length
+        # (for an odd kernel; an even one gives one sample more, cropped).
+        odd = kernel_size % 2
+        conv = (nn.ConvTranspose1d if odd else _EvenConvTranspose1d)(
             in_channels,
             out_channels,
             kernel_size,
             stride=stride,
-            padding=padding,
+            padding=padding if odd else padding - 1,
             output_padding=stride - 1,
         )
     else:
-        conv = nn.Conv1d(in_channels, out_channels, kernel_size, padding=padding)
+        conv = _conv1d(in_channels, out_channels, kernel_size)
     return nn.Sequential(conv, nn.SELU(), nn.BatchNorm1d(out_channels))
 
 
@@ -103,7 +130,7 @@ class AnonymizingAutoEncoder(nn.Module):
                 _conv_selu_bn(f, f, k),
                 _conv_selu_bn(f, f, k),
                 nn.MaxPool1d(2),
-                nn.Conv1d(f, 1, k, padding=k // 2),
+                _conv1d(f, 1, k),
             )
         self.latent_norm = nn.BatchNorm1d(1, affine=False) if latent_norm else None
         self.to_task = self.from_task = None
@@ -120,7 +147,7 @@ class AnonymizingAutoEncoder(nn.Module):
             _conv_selu_bn(f, f, k, transposed=True, stride=2),
             _conv_selu_bn(f, f, k, transposed=True),
             _conv_selu_bn(f, f, k, transposed=True, stride=2),
-            nn.Conv1d(f, 1, k, padding=k // 2),
+            _conv1d(f, 1, k),
         )
 
     @staticmethod
@@ -314,7 +341,7 @@ class ReplacementNetwork(nn.Module):
             nn.Unflatten(1, (1, t)),
             _conv_selu_bn(1, 32, k),
             _conv_selu_bn(32, 64, k),
-            nn.Conv1d(64, n_channels, k, padding=k // 2),
+            _conv1d(64, n_channels, k),
         )
 
     def forward(self, x):

@@ -8,7 +8,6 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.utils import metadata_routing
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -22,9 +21,9 @@ from ..base import BaseProtector
 from ..utils._torch import EpochProgress, draw_seed, progress_bar
 from ..utils.estimator_checks import register_estimator_check_config
 from ._aae import (
-    _batched_forward,
+    _batched_transform,
     _channel_stats,
-    _from_channels_first,
+    _DivergenceCheck,
     _output_dtype,
     _to_channels_first,
     _train_valid_split,
@@ -68,7 +67,7 @@ class ReplacementAutoEncoder(BaseProtector):
         Early stopping on the validation loss, restoring the best weights
         (published: 20).
     kernel_size : int, default=5
-        Temporal kernel of the convolutions.
+        Temporal kernel of the convolutions (odd or even; windows keep their length).
     lr : float, default=1e-3
         Adam learning rate.
     weight_decay : float, default=0.0
@@ -130,8 +129,9 @@ class ReplacementAutoEncoder(BaseProtector):
 
     Notes
     -----
-    ``sensitive_features`` is not used and not requested through metadata routing, so a
-    :class:`~sklearn.pipeline.Pipeline` routes it only to the steps that use it.
+    ``sensitive_features`` is requested through metadata routing like every
+    protector's (so a :class:`~sklearn.pipeline.Pipeline` accepts it whatever its
+    steps) and ignored: the activity labels ``y`` are all it needs.
 
     Cost: training time grows with the number of windows times ``max_epochs``; on a CPU,
     the full HAPT data (15k windows of 2 x 128 samples) with the default
@@ -148,10 +148,6 @@ class ReplacementAutoEncoder(BaseProtector):
     >>> rae.fit(X, y).transform(X).shape
     (60, 16, 2)
     """
-
-    # The activity labels ``y`` are all it needs; sensitive_features belongs to other
-    # steps of a pipeline.
-    __metadata_request__fit = {"sensitive_features": metadata_routing.UNUSED}
 
     _parameter_constraints = {
         "sensitive": ["array-like"],
@@ -215,8 +211,9 @@ class ReplacementAutoEncoder(BaseProtector):
             Training windows.
         y : array-like of shape (n_windows,)
             Activity label of each window.
-        sensitive_features : None
-            Ignored (not requested by routing); present for API consistency.
+        sensitive_features : array-like, default=None
+            Ignored (requested by routing like every protector's, so pipelines accept
+            it).
         groups : array-like of shape (n_windows,) or (n_windows, n_columns), default=None
             Recording ids (or the rows of
             :func:`~sklearn_privacy.model_selection.window_groups`), so that the
@@ -271,7 +268,11 @@ class ReplacementAutoEncoder(BaseProtector):
         train, valid = _train_valid_split(y, groups, self.validation_fraction, rng)
         n_train = train.shape[0]
         bar = progress_bar(self.max_epochs, desc="ReplacementAutoEncoder", verbose=self.verbose)
-        callbacks = [("progress", EpochProgress(bar))]
+        callbacks = [
+            ("progress", EpochProgress(bar)),
+            ("divergence", _DivergenceCheck(
+                "ReplacementAutoEncoder", self.lr, ("train_loss", "valid_loss"))),
+        ]
         if valid is not None:
             callbacks.append(
                 ("early_stopping", EarlyStopping(patience=self.patience, load_best=True))
@@ -327,7 +328,7 @@ class ReplacementAutoEncoder(BaseProtector):
         Returns
         -------
         X_replaced : ndarray of the same shape and layout as ``X``
-            In the input's units (float64 unless the input is float32).
+            In the input's units; float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self, "net_")
         X3 = self._validate_motion(X, reset=False)
@@ -346,11 +347,11 @@ class ReplacementAutoEncoder(BaseProtector):
 
     def _replace(self, X3, dtype):
         """Run validated windows through the autoencoder, in batches of ``batch_size``."""
-        Xs = _to_channels_first(X3, self.mean_, self.scale_)
         device = self.device_
         module = self.net_.module_.to(device).eval()
-        out = _batched_forward(module, Xs, self.batch_size, device)
-        return _from_channels_first(out, self.mean_, self.scale_, dtype)
+        return _batched_transform(
+            module, X3, self.mean_, self.scale_, self.batch_size, device, dtype
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -15,6 +15,9 @@ from numba import njit
 _TOL = 1e-7
 _MAX_LAGUERRE = 50  # Laguerre steps per eigenvalue; 3 to 6 are typical
 _LANES = 64  # series processed together, one per SIMD lane
+# Squared norm below which a column's part under the sub-diagonal is taken as zero in
+# the tridiagonal reduction of a trace-1 matrix: (1e-3 eps)**2, far below rounding.
+_NEGLIGIBLE = (1e-3 * np.finfo(np.float64).eps) ** 2
 
 
 @njit(cache=True, error_model="numpy")
@@ -147,7 +150,10 @@ def _leading_eigenvectors(C, n, U, rank):
                 x0 = A[j + 1, j, b]
                 norm = math.sqrt(x0 * x0 + tail[b])
                 alpha = -norm if x0 >= 0.0 else norm
-                reflect = tail[b] > 0.0
+                # A tail below _NEGLIGIBLE is left in place (ignored): it moves no
+                # eigenvalue of A (trace 1) by more than rounding, and reflecting it
+                # would overflow beta (1 / tail) and fill A with inf and NaN.
+                reflect = tail[b] > _NEGLIGIBLE
                 beta[j, b] = 1.0 / (norm * norm - alpha * x0) if reflect else 0.0
                 sub[j, b] = alpha if reflect else x0
                 R[j, j + 1, b] = x0 - alpha
