@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..utils._torch import TorchPickleMixin, check_batch_size, get_map_location, resolve_device
+from ..utils.validation import check_images
 from ._classifier import _check_channel_stat, _check_size, _eval_mode, _module_device
 from ._color import rgb_to_lab
 
@@ -166,20 +167,24 @@ class HeuristicSegmenter:
 
         Parameters
         ----------
-        images : ndarray of shape (N, H, W, 3)
-            Floats in [0, 1].
+        images : array-like of shape (N, H, W, 3)
+            Floats in [0, 1], or uint8 in [0, 255] (scaled to [0, 1]).
 
         Returns
         -------
         masks : dict of str to ndarray of shape (N, H, W)
             Soft masks for ``"person"``, ``"sky"``, ``"vegetation"`` and ``"water"``.
+
+        Raises
+        ------
+        ValueError
+            On images :func:`~sklearn_privacy.utils.check_images` rejects (empty,
+            NaN or infinity, non-numeric, out of range, wrong shape).
         """
         if not (0 <= float(self.smoothing) < 1):
             raise ValueError(f"smoothing must lie in [0, 1), got {self.smoothing!r}.")
         batch_size = check_batch_size(self.batch_size)
-        x = np.asarray(images, dtype=np.float32)
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"images must have shape (N, H, W, 3); got {x.shape}.")
+        x, _ = check_images(images)
         out = {region: np.empty(x.shape[:3], dtype=np.float32) for region in SEGMENT_REGIONS}
         for start in range(0, x.shape[0], batch_size):
             masks = self._segment(torch.from_numpy(x[start : start + batch_size]).permute(0, 3, 1, 2))
@@ -323,12 +328,23 @@ class TorchSegmenterAdapter(TorchPickleMixin):
         return model
 
     def __call__(self, images):
-        """Segment a batch of float images ``(N, H, W, 3)`` in [0, 1].
+        """Segment a batch of images.
+
+        Parameters
+        ----------
+        images : array-like of shape (N, H, W, 3)
+            Floats in [0, 1], or uint8 in [0, 255] (scaled to [0, 1]).
 
         Returns
         -------
         masks : dict of str to ndarray of shape (N, H, W)
             One soft mask per mapped region.
+
+        Raises
+        ------
+        ValueError
+            On images :func:`~sklearn_privacy.utils.check_images` rejects (empty,
+            NaN or infinity, non-numeric, out of range, wrong shape).
         """
         mapping = self._mapping()
         size = _check_size(self.input_size)
@@ -337,9 +353,7 @@ class TorchSegmenterAdapter(TorchPickleMixin):
         batch_size = check_batch_size(self.batch_size)
         device = resolve_device(self.device)
         model = self._prepared_model(device)
-        x = np.asarray(images, dtype=np.float32)
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise ValueError(f"images must have shape (N, H, W, 3); got {x.shape}.")
+        x, _ = check_images(images)
         n, height, width, _ = x.shape
         out = {region: np.empty((n, height, width), dtype=np.float32) for region in mapping}
         with torch.no_grad(), _eval_mode(model):
