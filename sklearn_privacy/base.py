@@ -11,7 +11,6 @@ with ``sklearn.set_config(enable_metadata_routing=True)`` without ``set_fit_requ
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
@@ -30,7 +29,12 @@ from .utils._torch import (
     resolve_device,
     torch_random_context,
 )
-from .utils.validation import check_images, restore_motion_layout, validate_motion_windows
+from .utils.validation import (
+    check_class_labels,
+    check_images,
+    restore_motion_layout,
+    validate_motion_windows,
+)
 
 __all__ = ["BaseProtector"]
 
@@ -256,10 +260,7 @@ class BaseProtector(TorchPickleMixin, TransformerMixin, BaseEstimator, metaclass
                 f"y has {y.shape[0]} entries but X has {n_samples} samples; pass one label "
                 "per sample."
             )
-        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
-            raise ValueError("y contains NaN or infinity; pass one class label per sample.")
-        if y.dtype.kind == "O" and pd.isna(y).any():
-            raise ValueError("y contains NaN or None; pass one class label per sample.")
+        check_class_labels(y, "y")  # before scikit-learn's checks, which name no parameter
         kind = type_of_target(y, input_name="y", raise_unknown=True)  # "Unknown label type"
         if kind not in ("binary", "multiclass"):
             raise ValueError(
@@ -322,11 +323,7 @@ class BaseProtector(TorchPickleMixin, TransformerMixin, BaseEstimator, metaclass
             raise ValueError(
                 f"sensitive_features has {s.shape[0]} rows but X has {n_samples} samples."
             )
-        if s.dtype.kind in "fc" and not np.all(np.isfinite(s)):
-            raise ValueError("sensitive_features contains NaN or infinity.")
-        if s.dtype.kind == "O" and pd.isna(s).any():
-            raise ValueError("sensitive_features contains NaN or None.")
-        return s
+        return check_class_labels(s, "sensitive_features")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -28,6 +28,7 @@ from ..utils._torch import (
     torch_random_context,
     validation_split,
 )
+from ..utils.validation import check_class_labels
 from ._modules import ClassWeightedCrossEntropy
 
 # ``validation_split`` lives in ``utils._torch`` (one rule for every torch estimator);
@@ -102,6 +103,7 @@ class BaseTorchClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator, meta
         X = self._validate_X(X, reset=True)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
+        check_class_labels(y, "y")  # before scikit-learn's check, which names no parameter
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         n_classes = len(self.classes_)

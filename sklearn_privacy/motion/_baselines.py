@@ -302,7 +302,16 @@ class GaussianNoise(_StatelessMotionProtector):
     def _check_params_against(self, X):
         # In float64: squares of float32 values above ~2e19 overflow float32.
         std = X.reshape(-1, X.shape[2]).std(axis=0, dtype=np.float64)
-        self.scale_ = self.sigma * np.where(std > 0, std, 1.0)
+        scale = self.sigma * np.where(std > 0, std, 1.0)
+        # The noise is drawn in float32: draws of up to 10 standard deviations (more has
+        # probability ~1e-23) must not overflow it into infinite windows.
+        if not np.all(10.0 * scale <= np.finfo(np.float32).max):
+            raise ValueError(
+                f"sigma={self.sigma!r} is too large for these windows: sigma times the "
+                f"channel standard deviation ({scale.max():.3g}) overflows the float32 "
+                "noise. Use a smaller sigma."
+            )
+        self.scale_ = scale
 
     def _transform(self, X):
         # A generator built per call and dropped: with noise_random_state=None it is

@@ -20,6 +20,7 @@ from torch import nn
 from ..base import BaseProtector
 from ..utils._torch import EpochProgress, draw_seed, progress_bar
 from ..utils.estimator_checks import register_estimator_check_config
+from ..utils.validation import check_class_labels
 from ._aae import (
     _batched_transform,
     _channel_stats,
@@ -34,11 +35,17 @@ __all__ = ["ReplacementAutoEncoder"]
 
 
 def _as_label_set(values, name):
+    """Sorted distinct labels of the ``sensitive`` or ``neutral`` parameter."""
+    given = values
     values = np.asarray(values, dtype=object if np.ndim(values) == 0 else None)
     values = np.atleast_1d(values)
-    if values.ndim != 1 or values.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty list of activity labels; got {values!r}.")
-    return np.unique(values)
+    # A mapping or set becomes one object element, not a list of labels.
+    not_labels = values.dtype.kind == "O" and not all(
+        isinstance(v, (str, bytes, numbers.Number, np.generic)) or v is None for v in values.flat
+    )
+    if values.ndim != 1 or values.shape[0] == 0 or not_labels:
+        raise ValueError(f"{name} must be a non-empty list of activity labels; got {given!r}.")
+    return np.unique(check_class_labels(values, name))
 
 
 class ReplacementAutoEncoder(BaseProtector):

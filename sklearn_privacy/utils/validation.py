@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 __all__ = [
     "WindowGroups",
+    "check_class_labels",
     "check_images",
     "check_motion_windows",
     "check_window_groups",
@@ -196,6 +197,64 @@ def check_images(X, *, allow_different_sizes=False):
             f"got values in [{out.min():.3g}, {out.max():.3g}].{hint}"
         )
     return out, was_uint8
+
+
+def check_class_labels(labels, name):
+    """Check that class labels are present and of one sortable kind.
+
+    Classes are found by sorting the labels, so ``None``, NaN, infinity or a mix of
+    types that cannot be compared (an integer among strings) cannot be classes. This
+    check runs before scikit-learn's and numpy's, whose errors for such labels
+    ("Unknown label type: unknown", "'<' not supported") name no parameter.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,) or (n_samples, n_columns)
+        Class labels; a 2-D array is checked column by column (each column may have
+        its own type).
+    name : str
+        Name of the parameter, used in error messages.
+
+    Returns
+    -------
+    labels : ndarray
+        ``labels``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` holds NaN, infinity or None, or values that cannot be sorted
+        together.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_privacy.utils.validation import check_class_labels
+    >>> check_class_labels(np.array([0, 1, 1]), "y")
+    array([0, 1, 1])
+    >>> check_class_labels(np.array([0, "a"], dtype=object), "y")
+    Traceback (most recent call last):
+    ...
+    ValueError: y mixes label types that cannot be sorted together (int, str); use labels of one type, e.g. all integers or all strings.
+    """
+    if labels.dtype.kind in "fc" and not np.all(np.isfinite(labels)):
+        raise ValueError(f"{name} contains NaN or infinity, which cannot be class labels.")
+    if labels.dtype.kind != "O":
+        return labels
+    if pd.isna(labels).any():
+        raise ValueError(f"{name} contains NaN or None, which cannot be class labels.")
+    columns = labels.reshape(labels.shape[0], -1).T if labels.ndim > 1 else [labels]
+    for j, column in enumerate(columns):
+        try:
+            np.unique(column)
+        except TypeError:
+            where = f"column {j} of {name}" if labels.ndim > 1 else name
+            types = ", ".join(sorted({type(v).__name__ for v in column}))
+            raise ValueError(
+                f"{where} mixes label types that cannot be sorted together ({types}); "
+                "use labels of one type, e.g. all integers or all strings."
+            ) from None
+    return labels
 
 
 class WindowGroups(NamedTuple):
