@@ -23,8 +23,6 @@ from sklearn_privacy.image import ImageClassifier, TorchSegmenterAdapter
 from sklearn_privacy.motion import (
     Downsampler,
     GaussianNoise,
-    MotionAnonymizer,
-    ReplacementAutoEncoder,
     SSASmoother,
 )
 from sklearn_privacy.utils._torch import check_random_state_local, validation_split
