@@ -42,7 +42,7 @@ groups = window_groups(windows)[keep]  # (subject, recording, segment) of each w
 print(f"{len(X)} windows of {X.shape[1]} samples x {X.shape[2]} channels, 8 people")
 
 pipe = Pipeline([
-    ("protect", GaussianNoise(random_state=0)),
+    ("protect", GaussianNoise()),  # fresh noise on every call: the protective default
     ("app", TimeSeriesCNNClassifier(n_filters=16, max_epochs=5, random_state=0)),
 ])
 # Gradient boosting on motion features: a fast attacker of another family than the app.
