@@ -22,7 +22,7 @@ from sklearn_privacy.adversaries import (
     make_feature_attacker,
 )
 from sklearn_privacy.adversaries._modules import ClassWeightedCrossEntropy, random_flip_crop
-from sklearn_privacy.adversaries._torch_base import validation_split
+from sklearn_privacy.utils._torch import validation_split
 
 FS = 50.0
 

@@ -31,9 +31,7 @@ from ..utils._torch import (
 from ..utils.validation import check_class_labels
 from ._modules import ClassWeightedCrossEntropy
 
-# ``validation_split`` lives in ``utils._torch`` (one rule for every torch estimator);
-# it is re-exported here for the code that imported it from this module.
-__all__ = ["validation_split"]
+__all__ = ["BaseTorchClassifier"]
 
 
 def _as_tensor(a):
