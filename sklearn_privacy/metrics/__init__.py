@@ -13,6 +13,7 @@
 """
 
 from ._advantage import attack_score, attacker_advantage, chance_level, pool_by_recording
+from ._attack import attack_metrics, attack_roc_auc, attribute_inference_gain, tpr_at_fpr
 from ._distortion import mse, snr_db
 from ._image_quality import (
     NaturalnessModel,
@@ -28,8 +29,11 @@ from ._scorer import PrivacyScorer, utility_scorer
 __all__ = [
     "NaturalnessModel",
     "PrivacyScorer",
+    "attack_metrics",
+    "attack_roc_auc",
     "attack_score",
     "attacker_advantage",
+    "attribute_inference_gain",
     "chance_level",
     "ciede2000_mean",
     "fit_naturalness_model",
@@ -41,5 +45,6 @@ __all__ = [
     "reidentification_rank",
     "snr_db",
     "ssim",
+    "tpr_at_fpr",
     "utility_scorer",
 ]

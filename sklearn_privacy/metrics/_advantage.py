@@ -189,71 +189,23 @@ def attacker_advantage(y_true, y_pred, *, chance=None, metric="auto"):
     return attack_score(y_true, y_pred, metric=metric, chance=chance)["advantage"]
 
 
-@validate_params(
-    {
-        "y_true": ["array-like"],
-        "proba_or_log_proba": ["array-like"],
-        "recording": ["array-like"],
-        "method": [StrOptions({"log_proba", "proba", "vote"})],
-        "classes": ["array-like", None],
-    },
-    prefer_skip_nested_validation=True,
-)
-def pool_by_recording(y_true, proba_or_log_proba, recording, *, method="log_proba", classes=None):
-    """Pool window-level attacker outputs into one prediction per recording.
+_POOLINGS = ("vote", "mean_proba", "log_proba", "proba")
 
-    An attacker who holds a whole recording combines the evidence of all its windows:
-    the realistic threat, and a much stronger one than a single window.
 
-    Parameters
-    ----------
-    y_true : array-like of shape (n_windows,)
-        True sensitive label of each window; it must be constant within a recording.
-    proba_or_log_proba : array-like of shape (n_windows, n_classes) or (n_windows,)
-        The attacker's outputs: log-probabilities (``method="log_proba"``),
-        probabilities (``method="proba"``), or, for ``method="vote"``, predicted labels
-        (1-D) or any per-class scores (2-D, each window votes for its argmax).
-    recording : array-like of shape (n_windows,), (n_windows, 2) or (n_windows, 3)
-        Recording id of each window, (subject, recording) pairs, or the
-        (subject, recording, segment) rows of
-        :func:`~sklearn_privacy.model_selection.window_groups` (the segment column is
-        ignored: windows are pooled per recording). A recording is the (subject,
-        recording) pair, so recording ids need only be unique per subject.
-    method : {"log_proba", "proba", "vote"}, default="log_proba"
-        ``"log_proba"``: sum the log-probabilities of the windows (naive-Bayes pooling,
-        the maximum-likelihood class if windows were independent) and take the argmax.
-        ``"proba"``: the same after taking the log of the probabilities (clipped at
-        1e-12). ``"vote"``: majority vote; ties go to the class that comes first in
-        ``classes``.
-    classes : array-like of shape (n_classes,), default=None
-        Class label of each column (an estimator's ``classes_``). By default the column
-        index for 2-D input; for 1-D votes, the sorted unique labels of ``y_true`` and
-        the votes.
+def _pool(y_true, outputs, recording, method, classes=None):
+    """Pooled per-class evidence of each recording.
 
-    Returns
-    -------
-    y_true_pooled : ndarray of shape (n_recordings,)
-        The true label of each recording.
-    y_pred_pooled : ndarray of shape (n_recordings,)
-        The pooled prediction of each recording.
-    recordings : ndarray of shape (n_recordings,) or (n_recordings, 2)
-        The recording ids (1-D input) or (subject, recording) pairs (2- and 3-column
-        input), sorted, in the order of the two other outputs.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_privacy.metrics import pool_by_recording
-    >>> log_proba = np.log([[0.6, 0.4], [0.6, 0.4], [0.01, 0.99]])
-    >>> pool_by_recording([0, 0, 0], log_proba, [7, 7, 7])  # one confident window wins
-    (array([0]), array([1]), array([7]))
+    Returns ``(y_true_pooled, pooled, classes, recordings)`` where ``pooled`` has one row
+    per recording and one column per entry of ``classes``: vote counts (``"vote"``), the
+    mean probabilities (``"mean_proba"``) or the summed log-probabilities
+    (``"log_proba"``, ``"proba"``). The pooled prediction is ``classes[argmax]``.
     """
     y_true = _as_1d_labels(y_true, "y_true")
     n = y_true.shape[0]
     recording = np.asarray(recording)
     inverse = check_window_groups(recording, n, name="recording").recording
     n_rec = int(inverse.max()) + 1
-    outputs = np.asarray(proba_or_log_proba)
+    outputs = np.asarray(outputs)
     if outputs.shape[0] != n:
         raise ValueError(
             f"proba_or_log_proba has {outputs.shape[0]} rows but y_true has {n} samples."
@@ -284,7 +236,7 @@ def pool_by_recording(y_true, proba_or_log_proba, recording, *, method="log_prob
             raise ValueError("y_pred holds labels that are not in classes.")
         counts = np.zeros((n_rec, len(classes)))
         np.add.at(counts, (inverse, codes), 1.0)
-        return y_true_pooled, classes[np.argmax(counts, axis=1)], recordings
+        return y_true_pooled, counts, classes, recordings
 
     if outputs.ndim != 2:
         raise ValueError(
@@ -303,21 +255,99 @@ def pool_by_recording(y_true, proba_or_log_proba, recording, *, method="log_prob
     if method == "vote":
         counts = np.zeros((n_rec, n_classes))
         np.add.at(counts, (inverse, np.argmax(outputs, axis=1)), 1.0)
-        return y_true_pooled, classes[np.argmax(counts, axis=1)], recordings
-    if method == "proba":
+        return y_true_pooled, counts, classes, recordings
+    if method in ("proba", "mean_proba"):
         if np.any(outputs < 0) or np.any(outputs > 1 + 1e-6):
             raise ValueError(
-                "method='proba' needs probabilities in [0, 1]; pass log-probabilities "
+                f"method={method!r} needs probabilities in [0, 1]; pass log-probabilities "
                 "with method='log_proba'."
             )
+        if method == "mean_proba":
+            sums = np.zeros((n_rec, n_classes))
+            np.add.at(sums, inverse, outputs)
+            return y_true_pooled, sums / np.bincount(inverse)[:, None], classes, recordings
         outputs = np.log(np.clip(outputs, 1e-12, None))
     elif np.any(outputs > 1e-6):
         raise ValueError(
             "method='log_proba' needs log-probabilities (<= 0); pass probabilities with "
-            "method='proba'."
+            "method='proba' or 'mean_proba'."
         )
     # -inf (a class the window rules out) stays -inf; clip so that sums stay defined.
     outputs = np.maximum(outputs, np.log(1e-300))
     pooled = np.zeros((n_rec, n_classes))
     np.add.at(pooled, inverse, outputs)
+    return y_true_pooled, pooled, classes, recordings
+
+
+@validate_params(
+    {
+        "y_true": ["array-like"],
+        "proba_or_log_proba": ["array-like"],
+        "recording": ["array-like"],
+        "method": [StrOptions(set(_POOLINGS))],
+        "classes": ["array-like", None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def pool_by_recording(y_true, proba_or_log_proba, recording, *, method="log_proba", classes=None):
+    """Pool window-level attacker outputs into one prediction per recording.
+
+    An attacker who holds a whole recording combines the evidence of all its windows:
+    the realistic threat, and a much stronger one than a single window. No rule is
+    best for every attacker (summed log-probabilities let one over-confident wrong
+    window decide, a vote ignores confidence), so
+    :class:`PrivacyScorer` and :func:`attack_metrics` report the worst case over rules.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_windows,)
+        True sensitive label of each window; it must be constant within a recording.
+    proba_or_log_proba : array-like of shape (n_windows, n_classes) or (n_windows,)
+        The attacker's outputs: log-probabilities (``method="log_proba"``),
+        probabilities (``method="proba"`` or ``"mean_proba"``), or, for
+        ``method="vote"``, predicted labels (1-D) or any per-class scores (2-D, each
+        window votes for its argmax).
+    recording : array-like of shape (n_windows,), (n_windows, 2) or (n_windows, 3)
+        Recording id of each window, (subject, recording) pairs, or the
+        (subject, recording, segment) rows of
+        :func:`~sklearn_privacy.model_selection.window_groups` (the segment column is
+        ignored: windows are pooled per recording). A recording is the (subject,
+        recording) pair, so recording ids need only be unique per subject.
+    method : {"log_proba", "proba", "mean_proba", "vote"}, default="log_proba"
+        ``"log_proba"``: sum the log-probabilities of the windows (naive-Bayes pooling,
+        the maximum-likelihood class if windows were independent) and take the argmax;
+        one confident window can outweigh many mildly confident ones.
+        ``"proba"``: the same after taking the log of the probabilities (clipped at
+        1e-12). ``"mean_proba"``: average the windows' probabilities and take the
+        argmax (soft voting: confidence counts, but a single window can shift the mean
+        by at most ``1 / n_windows``). ``"vote"``: majority vote of the windows'
+        predicted labels; ties go to the class that comes first in ``classes``.
+    classes : array-like of shape (n_classes,), default=None
+        Class label of each column (an estimator's ``classes_``). By default the column
+        index for 2-D input; for 1-D votes, the sorted unique labels of ``y_true`` and
+        the votes.
+
+    Returns
+    -------
+    y_true_pooled : ndarray of shape (n_recordings,)
+        The true label of each recording.
+    y_pred_pooled : ndarray of shape (n_recordings,)
+        The pooled prediction of each recording.
+    recordings : ndarray of shape (n_recordings,) or (n_recordings, 2)
+        The recording ids (1-D input) or (subject, recording) pairs (2- and 3-column
+        input), sorted, in the order of the two other outputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_privacy.metrics import pool_by_recording
+    >>> proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.001, 0.999]])
+    >>> pool_by_recording([0, 0, 0], np.log(proba), [7, 7, 7])  # one confident window wins
+    (array([0]), array([1]), array([7]))
+    >>> pool_by_recording([0, 0, 0], proba, [7, 7, 7], method="mean_proba")  # mean 0.60
+    (array([0]), array([0]), array([7]))
+    """
+    y_true_pooled, pooled, classes, recordings = _pool(
+        y_true, proba_or_log_proba, recording, method, classes
+    )
     return y_true_pooled, classes[np.argmax(pooled, axis=1)], recordings
