@@ -1,11 +1,19 @@
 """Privacy and distortion metrics, and scorers that receive sensitive labels by routing.
 
-- :class:`PrivacyScorer`: ``1 - advantage`` of an adaptive or static attacker on a
-  fitted protector pipeline, at window or recording level, with ``sensitive_features``
-  and ``groups`` requested through metadata routing.
+- :class:`PrivacyScorer`: ``1 - advantage`` of an adaptive or static attacker (or the
+  worst case over several attackers and pooling rules) on a fitted protector pipeline,
+  at window or recording level, with ``sensitive_features`` and ``groups`` requested
+  through metadata routing.
 - :func:`utility_scorer`: the app's macro-F1 on protected data.
 - :func:`attacker_advantage`, :func:`attack_score`, :func:`chance_level`: advantage over
-  chance; :func:`pool_by_recording`: recording-level pooling of window outputs.
+  chance; :func:`pool_by_recording`: recording-level pooling of window outputs
+  (vote, mean probability, summed log-probabilities).
+- :func:`attack_roc_auc`: one-vs-rest ROC AUC of an attacker's scores;
+  :func:`tpr_at_fpr`: its true-positive rate at a low false-positive rate
+  (re-identification as verification); :func:`attribute_inference_gain`: gain over
+  imputing the training majority class or mean.
+- :func:`attack_metrics`: every figure of one attack, per level and pooling rule, as
+  tidy rows (with the worst-case rule).
 - :func:`reidentification_rank`, :func:`mean_reidentification_rank`: DTW re-identification.
 - :func:`mse`, :func:`snr_db`: distortion of motion windows.
 - :func:`psnr`, :func:`ssim`, :func:`ciede2000_mean`, :func:`naturalness_score`,

@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 from ..utils.splitting import RecordingDisjointSplit
 from ..utils.validation import check_window_groups
 from ._advantage import attack_score, pool_by_recording
+from ._attack import attack_metrics
 
 __all__ = ["PrivacyScorer", "utility_scorer"]
 
@@ -258,25 +259,28 @@ def _fit_attacker(attacker, X, s, groups=None):
     return attacker.fit(X, s)
 
 
-def _level_scores(s_true, y_pred, log_proba, classes, recordings, *, metric, pooling, levels):
-    """Window- and recording-level :func:`attack_score` of one attack."""
-    out = {}
-    if "window" in levels:
-        out["window"] = attack_score(s_true, y_pred, metric=metric)
-    if "recording" in levels:
-        if pooling == "log_proba" and log_proba is None:
-            raise ValueError(
-                "pooling='log_proba' needs an attacker with predict_log_proba or "
-                "predict_proba; use pooling='vote' (or 'auto')."
-            )
-        if pooling == "vote" or log_proba is None:
-            pooled = pool_by_recording(s_true, y_pred, recordings, method="vote")
-        else:
-            pooled = pool_by_recording(
-                s_true, log_proba, recordings, method="log_proba", classes=classes
-            )
-        out["recording"] = attack_score(pooled[0], pooled[1], metric=metric)
-    return out
+def _rules(pooling, has_scores):
+    """Pooling rules one attacker is measured with at recording level."""
+    if pooling == "worst":
+        return ("vote", "mean_proba", "log_proba") if has_scores else ("vote",)
+    if pooling == "auto":
+        return ("log_proba",) if has_scores else ("vote",)
+    if pooling != "vote" and not has_scores:
+        raise ValueError(
+            f"pooling={pooling!r} needs an attacker with predict_log_proba or "
+            "predict_proba; use pooling='vote' (or 'auto', or 'worst')."
+        )
+    return (pooling,)
+
+
+def _attack_rows(s_true, y_pred, log_proba, classes, recordings, *, metric, pooling, levels):
+    """:func:`attack_metrics` rows of one attack (without the "worst" rows)."""
+    rules = _rules(pooling, log_proba is not None)
+    rows = attack_metrics(
+        s_true, y_pred, log_proba=log_proba, classes=classes if log_proba is not None else None,
+        recording=recordings, levels=levels, poolings=rules, metric=metric,
+    )
+    return [row for row in rows if row["pooling"] != "worst"]
 
 
 def _resolve_metric(metric, s):
@@ -296,25 +300,106 @@ def _default_attacker(random_state):
     return TimeSeriesCNNClassifier(random_state=random_state)
 
 
-def _summarise(per_split):
-    """Mean and spread over splits of a list of ``{level: attack_score dict}``."""
-    summary = {}
-    for level in per_split[0]:
-        scores = np.array([split[level]["score"] for split in per_split])
-        chances = np.array([split[level]["chance"] for split in per_split])
-        advantages = np.array([split[level]["advantage"] for split in per_split])
-        summary[level] = {
-            "metric": per_split[0][level]["metric"],
+def _named_attackers(attacker):
+    """``{name: classifier}`` of a classifier, a list or a dict of them."""
+    if isinstance(attacker, dict):
+        if not attacker:
+            raise ValueError("attacker is an empty dict; give at least one classifier.")
+        named = dict(attacker)
+    elif isinstance(attacker, (list, tuple)):
+        if not attacker:
+            raise ValueError("attacker is an empty list; give at least one classifier.")
+        named, counts = {}, {}
+        for est in attacker:
+            base = type(est).__name__
+            counts[base] = counts.get(base, 0) + 1
+            named[base if counts[base] == 1 else f"{base}_{counts[base]}"] = est
+    else:
+        named = {type(attacker).__name__: attacker}
+    for name, est in named.items():
+        if not isinstance(name, str):
+            raise TypeError(f"Attacker names must be strings; got {name!r}.")
+        if not (hasattr(est, "fit") and hasattr(est, "predict")):
+            raise TypeError(
+                f"Attacker {name!r} must be a classifier with fit and predict; got {est!r}."
+            )
+    return named
+
+
+def _summarise(rows_per_split, metric_of_level):
+    """Worst case, per-attacker summaries and tidy rows from per-split rows.
+
+    ``rows_per_split`` holds one list of rows per inner split, each row tagged with its
+    ``attacker``. Figures are averaged over splits; the worst case is the (attacker,
+    pooling) pair with the highest *mean* advantage (first in order on ties).
+    """
+    n_splits = len(rows_per_split)
+    values = {}
+    order = []
+    for rows in rows_per_split:
+        for row in rows:
+            key = (row["attacker"], row["level"], row["pooling"], row["metric"])
+            if key not in values:
+                values[key] = ([], row["chance"], [])
+                order.append(key)
+            values[key][0].append(row["value"])
+            values[key][2].append(row["chance"])
+
+    def arr(attacker, level, pooling, metric):
+        return np.array(values[(attacker, level, pooling, metric)][0])
+
+    tidy = []
+    for key in order:
+        vals, _, chances = values[key]
+        attacker, level, pooling, metric = key
+        tidy.append({"attacker": attacker, "level": level, "pooling": pooling,
+                     "metric": metric, "value": float(np.mean(vals)),
+                     "std": float(np.std(vals)), "chance": float(np.mean(chances)),
+                     "n_splits": len(vals)})
+
+    def summary(attacker, level, pooling):
+        metric = metric_of_level[level]
+        scores = arr(attacker, level, pooling, metric)
+        chances = np.array(values[(attacker, level, pooling, metric)][2])
+        advantages = arr(attacker, level, pooling, "advantage")
+        if len(advantages) != n_splits:
+            raise ValueError("Every inner split must report every figure.")  # pragma: no cover
+        return {
+            "metric": metric,
             "score": float(scores.mean()),
             "score_std": float(scores.std()),
             "chance": float(chances.mean()),
             "advantage": float(advantages.mean()),
             "advantage_std": float(advantages.std()),
             "privacy": float(1.0 - advantages.mean()),
-            "n_splits": len(per_split),
+            "n_splits": n_splits,
             "split_privacy": (1.0 - advantages).tolist(),
+            "attacker": attacker,
+            "pooling": pooling,
         }
-    return summary
+
+    result = {}
+    for level in metric_of_level:
+        candidates = []  # (attacker, pooling) in order of appearance
+        for attacker, lvl, pooling, metric in order:
+            if lvl == level and metric == "advantage":
+                candidates.append((attacker, pooling))
+        per_attacker = {}
+        for attacker, pooling in candidates:
+            current = per_attacker.get(attacker)
+            candidate = summary(attacker, level, pooling)
+            if current is None or candidate["advantage"] > current["advantage"]:
+                per_attacker[attacker] = candidate
+        worst = None
+        for candidate in per_attacker.values():
+            if worst is None or candidate["advantage"] > worst["advantage"]:
+                worst = candidate
+        result[level] = {
+            **worst,
+            "attackers": per_attacker,
+            "rows": [row for row in tidy if row["level"] == level],
+        }
+    return result
 
 
 class PrivacyScorer(_RoutedScorer):
@@ -333,8 +418,13 @@ class PrivacyScorer(_RoutedScorer):
 
     Parameters
     ----------
-    attacker : classifier, default=None
-        The attacker, cloned before each fit. ``None`` uses
+    attacker : classifier, dict of str to classifier, list of classifiers, default=None
+        The attacker, cloned before each fit, or several attackers (a dict names them;
+        a list is named by class, ``"LogisticRegression"``,
+        ``"LogisticRegression_2"``, ...). With several, each is trained and measured
+        on the same inner splits and the score is the **worst case**: the privacy
+        against the attacker (and, at recording level, the pooling rule) with the
+        highest mean advantage. ``None`` uses
         :class:`sklearn_privacy.adversaries.TimeSeriesCNNClassifier` (imported lazily).
         When its ``fit`` accepts ``groups``, it receives the ``groups`` rows of its
         training samples unchanged, the finest grouping given (e.g. for a grouped
@@ -352,8 +442,8 @@ class PrivacyScorer(_RoutedScorer):
         same inner cross-validation and tested on the protected other recordings.
     level : {"window", "recording"}, default="window"
         ``"window"``: one prediction per window. ``"recording"``: the attacker pools all
-        windows of a recording (sum of log-probabilities, or a majority vote when the
-        attacker has no probabilities), the realistic threat; needs ``groups``.
+        windows of a recording (see ``pooling``), the realistic threat; needs
+        ``groups``.
     metric : {"auto", "accuracy", "balanced_accuracy"}, default="auto"
         ``"auto"``: balanced accuracy when the sensitive attribute of the fold has two
         values, accuracy otherwise (identity).
@@ -365,11 +455,16 @@ class PrivacyScorer(_RoutedScorer):
         groups. Any splitter is called as ``cv.split(X, sensitive, groups)``; splits that
         put one recording on both sides are refused. The default is 2 because HAPT
         holds two recordings per person.
-    static_attacker : fitted classifier, default=None
-        For ``mode="static"``: an attacker already trained on raw data.
-    pooling : {"auto", "log_proba", "vote"}, default="auto"
-        Recording-level pooling; ``"auto"`` sums log-probabilities when the attacker
-        has ``predict_log_proba`` or ``predict_proba``, and votes otherwise.
+    static_attacker : fitted classifier, dict or list of them, default=None
+        For ``mode="static"``: an attacker already trained on raw data, or several
+        (named as for ``attacker``; the worst case is reported).
+    pooling : {"worst", "auto", "log_proba", "mean_proba", "vote"}, default="worst"
+        Recording-level pooling (see :func:`pool_by_recording`). ``"worst"``: each of
+        ``"vote"``, ``"mean_proba"`` and ``"log_proba"`` (only ``"vote"`` for an
+        attacker without probabilities), keeping the one with the highest mean
+        advantage, since a real attacker would use the rule that works best.
+        ``"auto"``: sum log-probabilities when the attacker has ``predict_log_proba``
+        or ``predict_proba``, and vote otherwise. A rule name uses that rule only.
     sensitive_column : int or str, default=None
         The column of a 2-D ``sensitive_features`` to attack (e.g. when a protector is
         fitted on several attributes).
@@ -413,17 +508,28 @@ class PrivacyScorer(_RoutedScorer):
     >>> summary = scorer.evaluate(pipe, X, y, sensitive_features=person, groups=recording)
     >>> summary["recording"]["privacy"]  # pooling whole recordings: all re-identified
     0.0
+    >>> sorted(summary["recording"]["attackers"])  # one attacker here
+    ['LogisticRegression']
+
+    Several attackers: the scorer reports the strongest one.
+
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> attackers = {"lr": LogisticRegression(), "knn": KNeighborsClassifier()}
+    >>> scorer = PrivacyScorer(attacker=attackers, random_state=0)
+    >>> summary = scorer.evaluate(pipe, X, y, sensitive_features=person, groups=recording)
+    >>> summary["window"]["attacker"] in attackers
+    True
     """
 
     _default_score_request = {"sensitive_features": True, "groups": True}
     _parameter_constraints = {
-        "attacker": [HasMethods(["fit", "predict"]), None],
+        "attacker": [HasMethods(["fit", "predict"]), dict, list, None],
         "mode": [StrOptions({"adaptive", "static"})],
         "level": [StrOptions({"window", "recording"})],
         "metric": [StrOptions({"auto", "accuracy", "balanced_accuracy"})],
         "cv": [Interval(numbers.Integral, 2, None, closed="left"), HasMethods(["split"])],
-        "static_attacker": [HasMethods(["predict"]), None],
-        "pooling": [StrOptions({"auto", "log_proba", "vote"})],
+        "static_attacker": [HasMethods(["predict"]), dict, list, None],
+        "pooling": [StrOptions({"worst", "auto", "log_proba", "mean_proba", "vote"})],
         "sensitive_column": [Interval(numbers.Integral, 0, None, closed="left"), str, None],
         "random_state": ["random_state"],
     }
@@ -437,7 +543,7 @@ class PrivacyScorer(_RoutedScorer):
         metric="auto",
         cv=2,
         static_attacker=None,
-        pooling="auto",
+        pooling="worst",
         sensitive_column=None,
         random_state=None,
     ):
@@ -474,7 +580,8 @@ class PrivacyScorer(_RoutedScorer):
         Returns
         -------
         privacy : float
-            ``1 - advantage`` in [0, 1], averaged over the inner splits.
+            ``1 - advantage`` in [0, 1], averaged over the inner splits, of the worst
+            case over attackers (and pooling rules at recording level).
         """
         summary = self.evaluate(
             estimator, X, y_true, sensitive_features=sensitive_features, groups=groups,
@@ -498,10 +605,28 @@ class PrivacyScorer(_RoutedScorer):
         Returns
         -------
         summary : dict
-            ``{level: {"metric", "score", "score_std", "chance", "advantage",
-            "advantage_std", "privacy", "n_splits", "split_privacy"}}`` where ``score``
-            is the attacker's accuracy (or balanced accuracy) and the spreads are
-            standard deviations over the inner splits.
+            ``{level: result}`` for each level asked. ``result`` describes the worst
+            case (the attacker and pooling rule with the highest mean advantage over
+            the inner splits; the first one on ties) and holds:
+
+            - ``"metric"``: the resolved score name, ``"accuracy"`` or
+              ``"balanced_accuracy"``; ``"score"`` and ``"score_std"``: that score's
+              mean and standard deviation over the inner splits; ``"chance"``: its
+              chance level (mean over splits);
+            - ``"advantage"``, ``"advantage_std"``, ``"privacy"``
+              (``1 - advantage``, the scorer's value), ``"n_splits"`` and
+              ``"split_privacy"`` (one value per inner split);
+            - ``"attacker"``: the name of the worst-case attacker; ``"pooling"``: its
+              pooling rule (None at window level);
+            - ``"attackers"``: ``{name: summary}``, the same keys (without
+              ``"attackers"`` and ``"rows"``) for each attacker at its own worst
+              pooling rule;
+            - ``"rows"``: tidy rows of every figure of every attacker and rule, dicts
+              with ``attacker``, ``level``, ``pooling``, ``metric``, ``value`` (mean
+              over splits), ``std``, ``chance`` and ``n_splits``; the figures are
+              those of :func:`attack_metrics` (decision score, ``"advantage"``,
+              ``"balanced_accuracy"``, and with probabilities ``"roc_auc_ovr"`` and
+              ``"tpr_at_1pct_fpr"``).
         """
         self._validate_params()
         levels = tuple(levels)
@@ -536,24 +661,30 @@ class PrivacyScorer(_RoutedScorer):
                 "protectors must keep the number and order of samples."
             )
 
+        metric_of_level = {level: metric for level in levels}
+
+        def rows_of(named_fitted, X_test, s_test, rec_test):
+            rows = []
+            for name, fitted in named_fitted.items():
+                y_pred, log_proba, classes = _attacker_outputs(fitted, X_test)
+                for row in _attack_rows(s_test, y_pred, log_proba, classes, rec_test,
+                                        metric=metric, pooling=pooling, levels=levels):
+                    rows.append({"attacker": name, **row})
+            return rows
+
         if self.mode == "static" and self.static_attacker is not None:
-            check_is_fitted(self.static_attacker)
-            y_pred, log_proba, classes = _attacker_outputs(self.static_attacker, Xp)
-            per_split = [
-                _level_scores(s, y_pred, log_proba, classes, recordings, metric=metric,
-                              pooling=pooling, levels=levels)
-            ]
-            return _summarise(per_split)
+            named = _named_attackers(self.static_attacker)
+            for fitted in named.values():
+                check_is_fitted(fitted)
+            return _summarise([rows_of(named, Xp, s, groups)], metric_of_level)
 
         attacker = self.attacker
         if attacker is None:
             attacker = _default_attacker(self.random_state)
+        named = _named_attackers(attacker)
         X_fit_source = Xp if self.mode == "adaptive" else X
-        per_split = []
+        rows_per_split = []
         for train, test in self._inner_splits(X, s, groups, recordings):
-            fitted = _fit_attacker(
-                attacker, _safe_indexing(X_fit_source, train), s[train], groups[train]
-            )
             missing = np.setdiff1d(s[test], s[train])
             if missing.size:
                 warnings.warn(
@@ -563,12 +694,15 @@ class PrivacyScorer(_RoutedScorer):
                     "recordings of each person (a subject-disjoint outer split).",
                     UserWarning,
                 )
-            y_pred, log_proba, classes = _attacker_outputs(fitted, _safe_indexing(Xp, test))
-            per_split.append(
-                _level_scores(s[test], y_pred, log_proba, classes, recordings[test],
-                              metric=metric, pooling=pooling, levels=levels)
+            X_train = _safe_indexing(X_fit_source, train)
+            fitted = {
+                name: _fit_attacker(est, X_train, s[train], groups[train])
+                for name, est in named.items()
+            }
+            rows_per_split.append(
+                rows_of(fitted, _safe_indexing(Xp, test), s[test], groups[test])
             )
-        return _summarise(per_split)
+        return _summarise(rows_per_split, metric_of_level)
 
     def _inner_splits(self, X, s, groups, recordings):
         """Recording-disjoint inner splits of the scored fold.
