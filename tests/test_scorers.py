@@ -26,6 +26,13 @@ def _flatten(X):
     return np.asarray(X).reshape(len(X), -1)
 
 
+def _scale_identity(X, keep=1.0):
+    """Scale channel 0, which carries the person (``keep=0`` removes the identity)."""
+    X = np.array(X, copy=True)
+    X[:, :, 0] *= keep
+    return X
+
+
 def _negate(X):
     return -np.asarray(X)
 
@@ -445,3 +452,123 @@ def test_metrics_import_nothing_from_the_layers_above():
             if parts & set(above):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+# -- several attackers and the worst case ---------------------------------------------
+def test_worst_case_is_the_strongest_attacker():
+    from sklearn.dummy import DummyClassifier
+
+    X, y, subject, groups = make_data()
+    pipe = flat_lr().fit(X, y)
+    attackers = {"dummy": DummyClassifier(), "lr": flat_lr()}
+    scorer = PrivacyScorer(attacker=attackers, random_state=0)
+    summary = scorer.evaluate(pipe, X, y, sensitive_features=subject, groups=groups)
+    for level in ("window", "recording"):
+        result = summary[level]
+        assert set(result["attackers"]) == {"dummy", "lr"}
+        assert result["attacker"] == "lr"
+        assert result["attackers"]["dummy"]["advantage"] == 0.0
+        assert result["advantage"] == result["attackers"]["lr"]["advantage"] > 0.5
+        assert result["privacy"] == pytest.approx(1 - result["advantage"])
+    # The scorer's value is the privacy against the strongest attacker alone.
+    alone = PrivacyScorer(attacker=flat_lr(), random_state=0)
+    assert scorer(pipe, X, y, sensitive_features=subject, groups=groups) == pytest.approx(
+        alone(pipe, X, y, sensitive_features=subject, groups=groups))
+    # A list is named by class.
+    listed = PrivacyScorer(attacker=[flat_lr(), flat_lr(), DummyClassifier()],
+                           random_state=0)
+    names = listed.evaluate(pipe, X, y, sensitive_features=subject, groups=groups,
+                            levels=("window",))["window"]["attackers"]
+    assert list(names) == ["Pipeline", "Pipeline_2", "DummyClassifier"]
+
+
+def test_worst_pooling_is_the_rule_with_the_highest_advantage():
+    X, y, subject, groups = make_data(identity=0.15, noise=1.0, n_windows=12)
+    pipe = flat_lr().fit(X, y)
+    kw = dict(sensitive_features=subject, groups=groups, levels=("recording",))
+    per_rule = {
+        rule: PrivacyScorer(flat_lr(), pooling=rule, random_state=0).evaluate(pipe, X, y, **kw)
+        ["recording"]["advantage"]
+        for rule in ("vote", "mean_proba", "log_proba")
+    }
+    worst = PrivacyScorer(flat_lr(), random_state=0).evaluate(pipe, X, y, **kw)["recording"]
+    assert worst["advantage"] == pytest.approx(max(per_rule.values()))
+    assert per_rule[worst["pooling"]] == pytest.approx(worst["advantage"])
+    # Every rule's figures are in the tidy rows, with the score-based ones.
+    rows = worst["rows"]
+    assert {r["pooling"] for r in rows} == {"vote", "mean_proba", "log_proba"}
+    assert {r["metric"] for r in rows} == {"accuracy", "advantage", "balanced_accuracy",
+                                            "roc_auc_ovr", "tpr_at_1pct_fpr"}
+    for r in rows:
+        if r["metric"] == "advantage":
+            assert r["value"] == pytest.approx(per_rule[r["pooling"]])
+    # "auto" is the summed log-probabilities of an attacker with probabilities.
+    auto = PrivacyScorer(flat_lr(), pooling="auto", random_state=0).evaluate(pipe, X, y, **kw)
+    assert auto["recording"]["pooling"] == "log_proba"
+    assert auto["recording"]["advantage"] == pytest.approx(per_rule["log_proba"])
+
+
+def test_attacker_without_probabilities_is_pooled_by_vote():
+    from sklearn.svm import LinearSVC
+
+    X, y, subject, groups = make_data()
+    pipe = flat_lr().fit(X, y)
+    svc = make_pipeline(FunctionTransformer(_flatten), LinearSVC())
+    summary = PrivacyScorer(svc, random_state=0).evaluate(
+        pipe, X, y, sensitive_features=subject, groups=groups)
+    assert summary["recording"]["pooling"] == "vote"
+    assert {r["pooling"] for r in summary["recording"]["rows"]} == {"vote"}
+    assert "roc_auc_ovr" not in {r["metric"] for r in summary["window"]["rows"]}
+    with pytest.raises(ValueError, match="pooling='mean_proba' needs"):
+        PrivacyScorer(svc, pooling="mean_proba", random_state=0).evaluate(
+            pipe, X, y, sensitive_features=subject, groups=groups)
+
+
+def test_static_attackers_dict_reports_the_worst():
+    from sklearn.dummy import DummyClassifier
+
+    X, y, subject, groups = make_data()
+    pipe = flat_lr().fit(X, y)
+    static = {"dummy": DummyClassifier().fit(X, subject), "lr": flat_lr().fit(X, subject)}
+    scorer = PrivacyScorer(mode="static", static_attacker=static)
+    result = scorer.evaluate(pipe, X, y, sensitive_features=subject, groups=groups,
+                             levels=("window",))["window"]
+    assert result["attacker"] == "lr" and result["n_splits"] == 1
+    assert result["attackers"]["dummy"]["advantage"] == 0.0
+
+
+def test_bad_attacker_collections_are_refused():
+    X, y, subject, groups = make_data()
+    pipe = flat_lr().fit(X, y)
+    kw = dict(sensitive_features=subject, groups=groups)
+    with pytest.raises(ValueError, match="empty"):
+        PrivacyScorer(attacker={}).evaluate(pipe, X, y, **kw)
+    with pytest.raises(TypeError, match="fit and predict"):
+        PrivacyScorer(attacker={"x": FunctionTransformer()}).evaluate(pipe, X, y, **kw)
+
+
+def test_two_attackers_in_a_routed_grid_search():
+    from sklearn.dummy import DummyClassifier
+
+    X, y, subject, groups = make_data()
+    two = PrivacyScorer(attacker={"dummy": DummyClassifier(), "lr": flat_lr()},
+                        random_state=0)
+    one = PrivacyScorer(attacker=flat_lr(), random_state=0)
+    assert "dummy" in repr(two) and repr(one).startswith("PrivacyScorer(attacker=")
+    cloned = clone(two)
+    assert set(cloned.attacker) == {"dummy", "lr"}
+    assert cloned.attacker["lr"] is not two.attacker["lr"]
+    # A deterministic protector, so that both scorers see the same protected data.
+    pipe = Pipeline([("protector", FunctionTransformer(_scale_identity)),
+                     ("flatten", FunctionTransformer(_flatten)),
+                     ("app", LogisticRegression(max_iter=500))])
+    grid = {"protector__kw_args": [{"keep": 1.0}, {"keep": 0.0}]}
+    with config_context(enable_metadata_routing=True):
+        search = GridSearchCV(pipe, grid, scoring={"two": two, "one": one}, refit=False,
+                              cv=SubjectDisjointSplit(n_splits=2))
+        search.fit(X, y, sensitive_features=subject, groups=groups)
+    # The dummy never beats the logistic regression: the worst case is the latter.
+    np.testing.assert_allclose(search.cv_results_["mean_test_two"],
+                               search.cv_results_["mean_test_one"])
+    privacy = search.cv_results_["mean_test_two"]
+    assert privacy[1] > privacy[0] + 0.2
