@@ -373,9 +373,9 @@ def attack_metrics(
     classes : array-like of shape (n_classes,), default=None
         Class of each column of the probabilities (an estimator's ``classes_``); by
         default the column index.
-    recording : array-like of shape (n_windows,), (n_windows, 2) or (n_windows, 3), default=None
-        Recording of each window, as in :func:`pool_by_recording`; needed for the
-        recording level.
+    recording : array-like of shape (n_windows,) or (n_windows, {2, 3}), default=None
+        Recording of each window (ids, or (subject, recording[, segment]) rows), as in
+        :func:`pool_by_recording`; needed for the recording level.
     levels : tuple of {"window", "recording"}, default=None
         Levels to report; by default both when ``recording`` is given, else the window
         level only.
@@ -418,8 +418,12 @@ def attack_metrics(
     >>> from sklearn_privacy.metrics import attack_metrics
     >>> proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8]])
     >>> rows = attack_metrics([0, 0, 1, 1], proba=proba, recording=[0, 0, 1, 1])
-    >>> [(r["pooling"], r["metric"], r["value"]) for r in rows][:4]
-    [(None, 'balanced_accuracy', 0.75), (None, 'advantage', 0.5), (None, 'roc_auc_ovr', 1.0), (None, 'tpr_at_1pct_fpr', 0.75)]
+    >>> for row in rows[:4]:
+    ...     print(row["level"], row["metric"], row["value"], row["chance"])
+    window balanced_accuracy 0.75 0.5
+    window advantage 0.5 0.0
+    window roc_auc_ovr 1.0 0.5
+    window tpr_at_1pct_fpr 0.75 0.01
     >>> worst = [r for r in rows if r["pooling"] == "worst"]  # every rule: 2 of 2 right
     >>> worst[0]["selected_pooling"], worst[1]["metric"], worst[1]["value"]
     ('vote', 'advantage', 1.0)

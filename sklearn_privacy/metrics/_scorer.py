@@ -38,7 +38,6 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ..utils.splitting import RecordingDisjointSplit
 from ..utils.validation import check_window_groups
-from ._advantage import attack_score, pool_by_recording
 from ._attack import attack_metrics
 
 __all__ = ["PrivacyScorer", "utility_scorer"]
@@ -334,41 +333,34 @@ def _summarise(rows_per_split, metric_of_level):
     pooling) pair with the highest *mean* advantage (first in order on ties).
     """
     n_splits = len(rows_per_split)
-    values = {}
-    order = []
+    values, chances = {}, {}  # (attacker, level, pooling, metric) -> one entry per split
     for rows in rows_per_split:
         for row in rows:
             key = (row["attacker"], row["level"], row["pooling"], row["metric"])
-            if key not in values:
-                values[key] = ([], row["chance"], [])
-                order.append(key)
-            values[key][0].append(row["value"])
-            values[key][2].append(row["chance"])
+            values.setdefault(key, []).append(row["value"])
+            chances.setdefault(key, []).append(row["chance"])
+    order = list(values)  # first appearance: attackers, levels, rules, figures in order
 
-    def arr(attacker, level, pooling, metric):
-        return np.array(values[(attacker, level, pooling, metric)][0])
+    def arr(*key):
+        return np.array(values[key])
 
-    tidy = []
-    for key in order:
-        vals, _, chances = values[key]
-        attacker, level, pooling, metric = key
-        tidy.append({"attacker": attacker, "level": level, "pooling": pooling,
-                     "metric": metric, "value": float(np.mean(vals)),
-                     "std": float(np.std(vals)), "chance": float(np.mean(chances)),
-                     "n_splits": len(vals)})
+    tidy = [
+        {**dict(zip(("attacker", "level", "pooling", "metric"), key)),
+         "value": float(np.mean(values[key])), "std": float(np.std(values[key])),
+         "chance": float(np.mean(chances[key])), "n_splits": len(values[key])}
+        for key in order
+    ]
 
     def summary(attacker, level, pooling):
         metric = metric_of_level[level]
         scores = arr(attacker, level, pooling, metric)
-        chances = np.array(values[(attacker, level, pooling, metric)][2])
+        chance = np.mean(chances[(attacker, level, pooling, metric)])
         advantages = arr(attacker, level, pooling, "advantage")
-        if len(advantages) != n_splits:
-            raise ValueError("Every inner split must report every figure.")  # pragma: no cover
         return {
             "metric": metric,
             "score": float(scores.mean()),
             "score_std": float(scores.std()),
-            "chance": float(chances.mean()),
+            "chance": float(chance),
             "advantage": float(advantages.mean()),
             "advantage_std": float(advantages.std()),
             "privacy": float(1.0 - advantages.mean()),
