@@ -230,3 +230,16 @@ def test_attack_metrics_validation():
         attack_metrics([0, 1], [0, 1], recording=[0, 1], poolings=("median",))
     with pytest.raises(ValueError, match="classes"):
         attack_metrics([0, 1], proba=[[1, 0], [0, 1]], classes=[0, 1, 2])
+
+
+def test_recording_scores_of_summed_log_probabilities_compare_across_lengths():
+    # Recording 0 (class 0): one window; recording 1 (class 1): three windows.
+    proba = np.array([[0.6, 0.4], [0.3, 0.7], [0.3, 0.7], [0.3, 0.7]])
+    rows = attack_metrics([0, 1, 1, 1], proba=proba, recording=[0, 1, 1, 1],
+                          poolings=("log_proba",), fpr=0.0)
+    t = _table(rows)
+    # Raw sums: positives -0.51 and -1.07 against negatives -0.92 and -3.61 would accept
+    # only one positive at FPR 0. Posteriors: recording 1 is (0.073, 0.927), so both
+    # positives (0.6 and 0.927) beat both negatives (0.4 and 0.073).
+    assert t[("recording", "log_proba", "tpr_at_0pct_fpr")][0] == 1.0
+    assert t[("recording", "log_proba", "roc_auc_ovr")][0] == 1.0

@@ -14,6 +14,7 @@ pooling rule, as tidy rows.
 import numbers
 
 import numpy as np
+from scipy.special import logsumexp
 from scipy.stats import rankdata
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.multiclass import type_of_target
@@ -405,8 +406,10 @@ def attack_metrics(
           ``1 / n_classes``);
         - with probabilities: ``"roc_auc_ovr"`` (:func:`attack_roc_auc`, chance 0.5) and
           ``"tpr_at_1pct_fpr"`` (:func:`tpr_at_fpr` pooled, chance ``fpr``). At recording
-          level they use the pooled scores: vote shares, mean probabilities or summed
-          log-probabilities.
+          level they use the pooled scores: vote shares, mean probabilities, or the
+          summed log-probabilities normalised per recording (the log of the naive-Bayes
+          posterior; raw sums grow with the number of windows and do not compare
+          across recordings).
 
         At recording level the ``"worst"`` rows repeat the figures of the rule with the
         highest advantage (the first of ``poolings`` on ties): the attacker uses the
@@ -516,9 +519,12 @@ def attack_metrics(
                     y_true, proba, recording, "mean_proba", classes
                 )
             else:
-                y_rec, scores, pooled_classes, _ = _pool(
+                y_rec, summed, pooled_classes, _ = _pool(
                     y_true, log_proba, recording, "log_proba", classes
                 )
+                # Sums grow with the number of windows: normalise each recording to
+                # its log-posterior so that one threshold fits every recording.
+                scores = summed - logsumexp(summed, axis=1, keepdims=True)
             # Ties go to the first class, as in pool_by_recording.
             source = pooled if rule == "vote" else scores
             y_rec_pred = pooled_classes[np.argmax(source, axis=1)]
