@@ -243,3 +243,18 @@ def test_recording_scores_of_summed_log_probabilities_compare_across_lengths():
     # positives (0.6 and 0.927) beat both negatives (0.4 and 0.073).
     assert t[("recording", "log_proba", "tpr_at_0pct_fpr")][0] == 1.0
     assert t[("recording", "log_proba", "roc_auc_ovr")][0] == 1.0
+
+
+def test_recording_log_odds_do_not_saturate():
+    # 400 windows each: posteriors round to exactly 1 for both recordings, yet the
+    # wrong recording (class 1 named 0 at 0.7 per window) is less sure than the right
+    # one (0.9 per window), and the verification ranks them so.
+    proba = np.vstack([np.tile([0.9, 0.1], (400, 1)), np.tile([0.7, 0.3], (400, 1)),
+                       np.tile([0.1, 0.9], (400, 1))])
+    y = np.repeat([0, 1, 1], 400)
+    rec = np.repeat([0, 1, 2], 400)
+    rows = attack_metrics(y, proba=proba, recording=rec, poolings=("log_proba",), fpr=0.0)
+    # Positive pairs: r0 for 0 (+879), r1 for 1 (-339), r2 for 1 (+879); negatives:
+    # r0 for 1 (-879), r1 for 0 (+339), r2 for 0 (-879). Above +339: two of three.
+    tpr = _table(rows)[("recording", "log_proba", "tpr_at_0pct_fpr")][0]
+    assert tpr == pytest.approx(2 / 3)

@@ -309,6 +309,23 @@ def attribute_inference_gain(y_true, y_pred, *, y_train=None, kind="auto", metri
             "gain": float(gain), "relative_gain": float(relative)}
 
 
+def _log_odds(summed):
+    """Log-odds ``log(p_c / (1 - p_c))`` of each class's naive-Bayes posterior.
+
+    Summed log-probabilities grow with the number of windows, so they do not compare
+    across recordings; the posterior does, but saturates at 1 in floating point after a
+    few dozen windows. Its log-odds, computed from the sums, is the same ranking
+    without the saturation.
+    """
+    n_classes = summed.shape[1]
+    if n_classes == 1:
+        return np.zeros_like(summed)
+    out = np.empty_like(summed)
+    for c in range(n_classes):
+        out[:, c] = summed[:, c] - logsumexp(np.delete(summed, c, axis=1), axis=1)
+    return out
+
+
 def _tpr_name(fpr):
     return f"tpr_at_{100 * fpr:g}pct_fpr".replace(".", "_")
 
@@ -407,9 +424,9 @@ def attack_metrics(
         - with probabilities: ``"roc_auc_ovr"`` (:func:`attack_roc_auc`, chance 0.5) and
           ``"tpr_at_1pct_fpr"`` (:func:`tpr_at_fpr` pooled, chance ``fpr``). At recording
           level they use the pooled scores: vote shares, mean probabilities, or the
-          summed log-probabilities normalised per recording (the log of the naive-Bayes
-          posterior; raw sums grow with the number of windows and do not compare
-          across recordings).
+          log-odds of the naive-Bayes posterior computed from the summed
+          log-probabilities (raw sums grow with the number of windows and do not
+          compare across recordings; the posterior itself saturates at 1).
 
         At recording level the ``"worst"`` rows repeat the figures of the rule with the
         highest advantage (the first of ``poolings`` on ties): the attacker uses the
@@ -522,9 +539,7 @@ def attack_metrics(
                 y_rec, summed, pooled_classes, _ = _pool(
                     y_true, log_proba, recording, "log_proba", classes
                 )
-                # Sums grow with the number of windows: normalise each recording to
-                # its log-posterior so that one threshold fits every recording.
-                scores = summed - logsumexp(summed, axis=1, keepdims=True)
+                scores = _log_odds(summed)
             # Ties go to the first class, as in pool_by_recording.
             source = pooled if rule == "vote" else scores
             y_rec_pred = pooled_classes[np.argmax(source, axis=1)]
