@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import sklearn_privacy
-from sklearn_privacy._motion_job import DEFAULT_PROTECTORS
+from sklearn_privacy.evaluation import DEFAULT_PROTECTORS
 from sklearn_privacy.cli import main
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
