@@ -346,3 +346,303 @@ def test_environment_record():
     json.dumps(record)
 
 
+
+
+# -- several apps, worst-case attacker ------------------------------------------------------
+class ConstantClassifier(ClassifierMixin, BaseEstimator):
+    """Predicts the first class seen, with certainty: a useless app or attacker."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+    def predict_proba(self, X):
+        proba = np.zeros((len(X), len(self.classes_)))
+        proba[:, 0] = 1.0
+        return proba
+
+
+def test_report_with_several_apps_reports_each_and_the_best():
+    X, y, subject, groups = make_data()
+    report = privacy_utility_report(
+        {"raw": "raw", "noise": SpyNoise(sigma=1.0)}, X, y, subject, groups=groups,
+        apps={"lr": flat_lr(), "constant": ConstantClassifier()},
+        attackers={"lr": flat_lr()}, utility_cv=2, privacy_cv=2, modes=("adaptive",),
+    )
+    for metric in ("activity_macro_f1", "activity_macro_f1_raw_app"):
+        rows = report[report.metric == metric].set_index(["protector", "attacker"])["value"]
+        assert set(rows.index.get_level_values("attacker")) == {"lr", "constant", "best"}
+        for protector in ("raw", "noise"):
+            # The constant app predicts one activity of two: macro-F1 at most 1/2 * 2/3.
+            assert rows[(protector, "constant")] < 0.4 < rows[(protector, "lr")]
+            # "best" repeats the strongest app's row.
+            assert rows[(protector, "best")] == rows[(protector, "lr")]
+    best = report[report.attacker == "best"]
+    lr = report[(report.attacker == "lr") & report.metric.str.startswith("activity")]
+    np.testing.assert_array_equal(best["std"], lr["std"])
+    # Protector-level figures have no app.
+    assert report.loc[report.metric.isin(["mse", "fit_seconds"]), "attacker"].isna().all()
+
+
+def test_report_worst_case_rows_are_the_strongest_attacker_on_the_means():
+    X, y, subject, groups = make_data()
+    report = privacy_utility_report(
+        {"raw": "raw", "noise": SpyNoise(sigma=4.0)}, X, y, subject, groups=groups,
+        app=flat_lr(), attackers={"constant": ConstantClassifier(), "lr": flat_lr()},
+        utility_cv=2, privacy_cv=2,
+    )
+    privacy = report[report.metric.str.startswith("identity")]
+    assert set(privacy["attacker"]) == {"constant", "lr", "worst"}
+    keys = ["protector", "metric", "mode", "level"]
+    table = privacy.pivot_table(index=keys, columns="attacker", values="value")
+    # One worst row per protector x metric (score, advantage) x mode x level.
+    assert len(table) == 2 * 2 * 2 * 2 and table["worst"].notna().all()
+    advantage = table.xs("identity_advantage", level="metric")
+    assert (advantage["constant"] <= 0.0 + 1e-12).all()  # a constant guess has no edge
+    raw = advantage.xs("raw", level="protector")
+    assert (raw["lr"] > 0.5).all()
+    # The worst case is whichever attacker has the higher mean advantage, and its score
+    # row comes from the same attacker.
+    for (protector, mode, level), row in advantage.iterrows():
+        winner = "lr" if row["lr"] > row["constant"] else "constant"
+        assert row["worst"] == row[winner]
+        score = table.loc[(protector, "identity_accuracy", mode, level)]
+        assert score["worst"] == score[winner]
+    worst = privacy[privacy.attacker == "worst"]
+    assert list(worst.columns) == RECORD_KEYS and (worst["n_folds"] == 2).all()
+
+
+def test_report_reserved_names_and_app_or_apps():
+    X, y, subject, groups = make_data()
+    kwargs = dict(utility_cv=2, privacy_cv=2)
+    with pytest.raises(ValueError, match="'worst' is reserved"):
+        privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups, app=flat_lr(),
+                               attackers={"worst": flat_lr()}, **kwargs)
+    with pytest.raises(ValueError, match="'best' is reserved"):
+        privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups,
+                               apps={"best": flat_lr()}, attackers={"lr": flat_lr()}, **kwargs)
+    with pytest.raises(ValueError, match="app or apps, not both"):
+        privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups, app=flat_lr(),
+                               apps={"lr": flat_lr()}, attackers={"lr": flat_lr()}, **kwargs)
+    with pytest.raises(ValueError, match="apps must be a non-empty dict"):
+        privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups, apps={},
+                               attackers={"lr": flat_lr()}, **kwargs)
+
+
+def test_report_verbose_prints_steps_with_elapsed_and_eta(capsys):
+    X, y, subject, groups = make_data()
+    privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups, app=flat_lr(),
+                           attackers={"lr": flat_lr()}, utility_cv=2, privacy_cv=2,
+                           modes=("static",), verbose=1)
+    lines = capsys.readouterr().out.strip().splitlines()
+    # 2 utility folds + 2 privacy folds, one protector, then the end.
+    assert len(lines) == 5
+    assert lines[0].startswith("[privacy_utility_report] 0/4 00:00 elapsed, ? left: utility")
+    assert "1/4" in lines[1] and "? left" not in lines[1]
+    assert "privacy fold 1: raw" in lines[3] and lines[4].endswith("00:00 left: done")
+
+
+# -- records --------------------------------------------------------------------------------
+def test_make_record_is_the_record_format():
+    record = make_record("hapt", "raw", "identity_accuracy", np.float32(0.5), attacker="cnn",
+                         mode="adaptive", level="window", std=np.float64(0.1),
+                         n_folds=np.int64(2), chance=1 / 30, profile="best")
+    assert list(record)[:len(RECORD_KEYS)] == RECORD_KEYS and record["profile"] == "best"
+    assert type(record["value"]) is float and type(record["n_folds"]) is int
+    json.dumps(record)
+    assert make_record("hapt", "raw", "mse", None)["value"] is None
+    with pytest.raises(ValueError, match="value must be a number"):
+        make_record("hapt", "raw", "mse", "high")
+    with pytest.raises(ValueError, match="metric"):
+        make_record("hapt", "raw", "", 1.0)
+
+
+# -- progress -------------------------------------------------------------------------------
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_step_progress_eta_from_the_steps_done_with_a_fake_clock(capsys):
+    clock = FakeClock()
+    progress = StepProgress(4, desc="job", clock=clock)
+    assert progress.eta() is None
+    progress.step("first")
+    clock.now += 30  # the first step took 30 s
+    progress.step("second", weight=2)
+    clock.now += 60  # 3 units in 90 s: 30 s a unit, 1 left
+    assert progress.eta() == pytest.approx(30.0)
+    progress.step("last")
+    clock.now += 45
+    progress.finish()
+    assert progress.lines == [
+        "[job] 0/4 00:00 elapsed, ? left: first",
+        "[job] 1/4 00:30 elapsed, 01:30 left: second",
+        "[job] 3/4 01:30 elapsed, 00:30 left: last",
+        "[job] 4/4 02:15 elapsed, 00:00 left: done",
+    ]
+    assert capsys.readouterr().out.splitlines() == progress.lines
+    quiet = StepProgress(2, desc="job", verbose=False, clock=clock)
+    quiet.step("x")
+    assert capsys.readouterr().out == "" and len(quiet.lines) == 1
+    with pytest.raises(ValueError, match="total must be positive"):
+        StepProgress(0, desc="job")
+
+
+# -- the plot of a report --------------------------------------------------------------------
+def _report_records():
+    """A hand-built report: three protectors, two attackers (and the worst case)."""
+    rows = []
+    figures = {  # protector: (F1, advantage of a, of b) at window; recording is + 0.1
+        "raw": (0.90, 0.80, 0.60),
+        "noise": (0.70, 0.20, 0.30),
+        "ssa": (0.80, 0.40, 0.10),
+    }
+    for protector, (f1, adv_a, adv_b) in figures.items():
+        for app in ("cnn", "best"):
+            rows.append(make_record("hapt", protector, "activity_macro_f1", f1, attacker=app,
+                                    std=0.01, n_folds=2))
+        for level, shift in (("window", 0.0), ("recording", 0.1)):
+            worst = max(adv_a, adv_b) + shift
+            for attacker, adv in (("a", adv_a + shift), ("b", adv_b + shift),
+                                  ("worst", worst)):
+                rows.append(make_record("hapt", protector, "identity_advantage", adv,
+                                        attacker=attacker, mode="adaptive", level=level,
+                                        std=0.02, n_folds=2))
+    return pd.DataFrame(rows)
+
+
+def test_display_from_report_worst_case_labels_chance_line_and_chosen_point():
+    report = _report_records()
+    display = PrivacyUtilityDisplay.from_report(report, chosen="ssa")
+    utility = display.errorbar_.lines[0].get_xdata()
+    privacy = display.errorbar_.lines[0].get_ydata()
+    np.testing.assert_allclose(utility, [0.9, 0.7, 0.8])
+    # Worst case by default: 1 - max advantage over the attackers.
+    np.testing.assert_allclose(privacy, [0.2, 0.7, 0.6])
+    # Every point is labelled, not only the frontier ones.
+    assert [a.get_text() for a in display.annotations_] == ["raw", "noise", "ssa"]
+    assert [a.xy for a in display.annotations_] == list(zip(utility, privacy))
+    # The chance line: an attacker at chance leaves privacy 1.
+    assert display.chance_line_ in display.ax_.lines
+    assert list(display.chance_line_.get_ydata()) == [1.0, 1.0]
+    assert display.chance_line_.get_linestyle() == "--"
+    # The chosen point is marked on the chosen protector.
+    assert list(display.chosen_.get_xdata()) == [0.8]
+    assert list(display.chosen_.get_ydata()) == pytest.approx([0.6])
+    legend = {t.get_text() for t in display.ax_.get_legend().get_texts()}
+    assert {"attacker at chance", "chosen", "Pareto frontier"} <= legend
+    assert "worst" in display.ax_.get_ylabel()
+
+
+def test_display_from_report_panels_per_attacker_and_level_with_a_refit_rule():
+    report = _report_records()
+    rule = best_utility_with_privacy_floor(0.65)
+    display = PrivacyUtilityDisplay.from_report(
+        report, attacker=["a", "b"], level=("window", "recording"), chosen=rule,
+    )
+    assert display.axes_.shape == (2, 2) and len(display.panels_) == 4
+    assert display.panels_[0] is display
+    expected = {  # (attacker, level) -> privacy of raw, noise, ssa
+        ("a", "window"): [0.2, 0.8, 0.6], ("a", "recording"): [0.1, 0.7, 0.5],
+        ("b", "window"): [0.4, 0.7, 0.9], ("b", "recording"): [0.3, 0.6, 0.8],
+    }
+    for panel, (key, privacy) in zip(display.panels_, expected.items()):
+        np.testing.assert_allclose(panel.errorbar_.lines[0].get_ydata(), privacy)
+        assert f"{key[0]}, {key[1]}" in panel.ax_.get_ylabel()
+        # The rule picks, in each panel, the most useful protector with privacy >= 0.65.
+        feasible = [i for i, p in enumerate(privacy) if p >= 0.65]
+        best = max(feasible, key=lambda i: [0.9, 0.7, 0.8][i])
+        assert panel.chosen_.get_xdata()[0] == [0.9, 0.7, 0.8][best]
+    with pytest.raises(ValueError, match="not a protector"):
+        PrivacyUtilityDisplay.from_report(report, chosen="nothing")
+    with pytest.raises(ValueError, match="ax must hold 2 axes"):
+        _, ax = plt.subplots()
+        PrivacyUtilityDisplay.from_report(report, level=("window", "recording"), ax=ax)
+    with pytest.raises(ValueError, match="no protector"):
+        PrivacyUtilityDisplay.from_report(report, attacker="c")
+
+
+def test_write_outputs_plots_the_worst_case_at_both_levels(tmp_path, monkeypatch):
+    from sklearn_privacy.evaluation import write_outputs
+
+    drawn = []
+    original = PrivacyUtilityDisplay.from_report.__func__
+
+    def spy(cls, *args, **kwargs):
+        drawn.append(original(cls, *args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(PrivacyUtilityDisplay, "from_report", classmethod(spy))
+    paths = write_outputs(_report_records(), tmp_path)
+    assert all(path.exists() and path.stat().st_size > 0 for path in paths.values())
+    assert plt.get_fignums() == []  # closed after saving
+    (display,) = drawn
+    labels = [panel.ax_.get_ylabel() for panel in display.panels_]
+    assert labels == ["privacy (1 - advantage), adaptive worst, window",
+                      "privacy (1 - advantage), adaptive worst, recording"]
+    assert all(panel.chance_line_ is not None for panel in display.panels_)
+
+
+# -- jobs: attackers built lazily -------------------------------------------------------------
+@pytest.mark.parametrize("name, cls", [("rocket", "RocketClassifier"),
+                                       ("dtw", "DTWNeighborsClassifier")])
+def test_job_builds_rocket_and_dtw_attackers_lazily(name, cls):
+    import sklearn_privacy.adversaries as adversaries
+    from sklearn_privacy.evaluation import ATTACKERS, make_attackers
+
+    assert name in ATTACKERS
+    if not hasattr(adversaries, cls):
+        pytest.skip(f"sklearn_privacy.adversaries has no {cls} yet")
+    attacker = make_attackers([name], random_state=3)[ATTACKERS[name][0]]
+    assert type(attacker).__name__ == cls and attacker.random_state == 3
+
+
+# -- layering -------------------------------------------------------------------------------
+def test_lower_layers_do_not_import_evaluation():
+    import ast
+    from pathlib import Path
+
+    import sklearn_privacy
+
+    root = Path(sklearn_privacy.__file__).parent
+    offenders = []
+    for sub in ("utils", "datasets", "adversaries", "motion", "image", "metrics",
+                "model_selection"):
+        for path in sorted((root / sub).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""] + [alias.name for alias in node.names]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                if any("evaluation" in name.split(".") or name == "cli" for name in names):
+                    offenders.append(f"{sub}/{path.name}:{node.lineno}")
+    assert offenders == []
+
+
+def test_evaluation_uses_no_private_name_of_another_subpackage():
+    import ast
+    from pathlib import Path
+
+    import sklearn_privacy.evaluation
+
+    offenders = []
+    for path in sorted(Path(sklearn_privacy.evaluation.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level < 2:
+                continue
+            module = (node.module or "").split(".")
+            # utils' private modules are the shared plumbing (torch, progress).
+            if module[0] == "utils":
+                continue
+            if any(part.startswith("_") for part in module + [a.name for a in node.names]):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

@@ -1,6 +1,5 @@
 """Trade-off search: pareto front and refit callables (the report and plot: test_evaluation)."""
 
-import json
 import pickle
 from numbers import Real
 
@@ -13,7 +12,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sklearn import config_context  # noqa: E402
-from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402

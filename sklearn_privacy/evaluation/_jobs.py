@@ -140,6 +140,17 @@ def _check_names(names, known, what):
 def make_protectors(names=DEFAULT_PROTECTORS, *, epochs=12, device="auto", random_state=0):
     """Build protectors by command-line name.
 
+    Parameters
+    ----------
+    names : sequence of str, default=DEFAULT_PROTECTORS
+        Names among :data:`PROTECTORS` (``"raw"``, ``"anonymizer-best"``, ...).
+    epochs : int, default=12
+        Unused by the current protectors (their training budgets are their own).
+    device : str, default="auto"
+        Torch device of the trained protectors.
+    random_state : int, default=0
+        Seed of the protectors that draw random numbers.
+
     Returns
     -------
     protectors : dict
@@ -158,7 +169,29 @@ def make_protectors(names=DEFAULT_PROTECTORS, *, epochs=12, device="auto", rando
 
 
 def make_attackers(names=("cnn",), *, epochs=12, n_filters=32, device="auto", random_state=0):
-    """Build attackers by command-line name: ``record name -> classifier``."""
+    """Build attackers by command-line name.
+
+    Parameters
+    ----------
+    names : sequence of str, default=("cnn",)
+        Names among :data:`ATTACKERS`: ``"cnn"`` (1-D CNN), ``"features"`` (extremely
+        randomised trees on motion features), ``"rocket"`` (random convolutional
+        kernels) and ``"dtw"`` (nearest neighbours under dynamic time warping). Each is
+        built, and its class imported, only when named.
+    epochs : int, default=12
+        Maximum epochs of the CNN.
+    n_filters : int, default=32
+        Filters of the CNN.
+    device : str, default="auto"
+        Torch device of the CNN.
+    random_state : int, default=0
+        Seed of every attacker.
+
+    Returns
+    -------
+    attackers : dict
+        ``record name -> classifier``.
+    """
     return {
         ATTACKERS[name][0]: ATTACKERS[name][1](random_state, device, epochs, n_filters)
         for name in _check_names(names, ATTACKERS, "attacker")

@@ -82,7 +82,16 @@ class PrivacyUtilityDisplay:
     frontier_ : ndarray of int
         Positions of the frontier points, by increasing utility.
     annotations_ : list of matplotlib Annotation
-        The labels written next to frontier points.
+        The labels written next to the points (frontier points by default, every point
+        with ``annotate="all"``).
+    chance_line_ : matplotlib Line2D or None
+        The horizontal line of an attacker at chance, when ``chance`` is given.
+    chosen_ : matplotlib Line2D or None
+        The marker of the chosen point, when ``chosen`` is given.
+    panels_ : list of PrivacyUtilityDisplay
+        Only after :meth:`from_report` with several panels: the display of each panel.
+    axes_ : ndarray of matplotlib Axes
+        Only with ``panels_``: their axes, attackers in rows and levels in columns.
 
     See Also
     --------
