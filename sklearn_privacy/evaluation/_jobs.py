@@ -231,7 +231,7 @@ def load_motion_task(data="hapt", *, target="identity", length=128, step=64,
     length, step : int, default=128, 64
         Window length and step, in samples.
     magnitude : {"only", True, False}, default="only"
-        ``"only"``: the papers' orientation-invariant input (|acc|, |gyro|).
+        ``"only"``: the papers' orientation-invariant input (``|acc|``, ``|gyro|``).
     max_subjects : int, default=None
         Keep the first subjects only (for quick runs).
 

@@ -4,31 +4,9 @@ import numpy as np
 import pandas as pd
 
 from ..model_selection import pareto_front
+from ..utils.cv_results import check_cv_results, cv_results_column
 
 __all__ = ["PrivacyUtilityDisplay"]
-
-
-def _results_frame(cv_results):
-    if isinstance(cv_results, pd.DataFrame):
-        return cv_results
-    if isinstance(cv_results, dict):
-        return pd.DataFrame(cv_results)
-    raise TypeError(
-        "cv_results must be a search's cv_results_ dict or a DataFrame; got "
-        f"{type(cv_results).__name__}."
-    )
-
-
-def _column(frame, name):
-    """Column ``name``, or ``mean_test_<name>`` when given a bare scorer name."""
-    for column in (name, f"mean_test_{name}"):
-        if column in frame.columns:
-            return column
-    available = sorted(c for c in frame.columns if c.startswith("mean_test_"))
-    raise KeyError(
-        f"cv_results has no column {name!r} (nor 'mean_test_{name}'). Scores available: "
-        f"{available}."
-    )
 
 
 def _as_tuple(value, name, allowed=None):
@@ -262,8 +240,8 @@ class PrivacyUtilityDisplay:
         -------
         display : PrivacyUtilityDisplay
         """
-        frame = _results_frame(cv_results)
-        ucol, pcol = _column(frame, utility), _column(frame, privacy)
+        frame = check_cv_results(cv_results)
+        ucol, pcol = cv_results_column(frame, utility), cv_results_column(frame, privacy)
 
         def std_of(col):
             name = col.replace("mean_", "std_", 1) if col.startswith("mean_") else None
