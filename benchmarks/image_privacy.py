@@ -83,7 +83,7 @@ from sklearn_privacy.metrics import (
     psnr,
     ssim,
 )
-from sklearn_privacy.model_selection import (
+from sklearn_privacy.evaluation import (
     RECORD_KEYS,
     environment_record,
     write_benchmark_records,

@@ -128,7 +128,7 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from sklearn_privacy.model_selection import write_benchmark_records
+    from sklearn_privacy.evaluation import write_benchmark_records
 
     # Read by the C library of each spawned process at its start.
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"

@@ -31,30 +31,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sklearn_privacy._motion_job import (
+from sklearn_privacy.evaluation import (
     PROTECTORS,
+    environment_record,
     evaluate_motion,
     load_motion_task,
     make_attackers,
     make_protectors,
+    make_record,
     summary_table,
-)
-from sklearn_privacy.model_selection import (
-    RecordingDisjointSplit,
-    environment_record,
     write_benchmark_records,
 )
+from sklearn_privacy.model_selection import RecordingDisjointSplit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _record(dataset, protector, metric, value, *, attacker=None, mode=None, level=None,
-            std=None, n_folds=None, chance=None, **extra):
-    return {"dataset": dataset, "protector": protector, "metric": metric, "attacker": attacker,
-            "mode": mode, "level": level, "value": None if value is None else float(value),
-            "std": None if std is None else float(std), "n_folds": n_folds, "chance": chance,
-            **extra}
 
 
 # -- HAPT: the privacy-utility report and per-protector costs ---------------------------
@@ -91,8 +82,8 @@ def _costs(name, protector, task, *, reid_people, seed):
         start = time.perf_counter()
         protected = protector.transform(X)
         rate = len(X) / (time.perf_counter() - start)
-        records.append(_record(task.dataset, name, "transform_per_second", rate))
-        records.append(_record(task.dataset, name, "peak_memory_mb",
+        records.append(make_record(task.dataset, name, "transform_per_second", rate))
+        records.append(make_record(task.dataset, name, "peak_memory_mb",
                                _peak_transform_memory(protector, X[:10000])))
     # DTW re-identification: queries from each person's second recording against
     # references from their first one, on a subset of people (DTW is quadratic).
@@ -108,7 +99,7 @@ def _costs(name, protector, task, *, reid_people, seed):
     query = np.flatnonzero(is_query)[:: max(1, is_query.sum() // 300)]
     rank = mean_reidentification_rank(protected[query], subject[query], protected[ref],
                                       subject[ref], sakoe_chiba_radius=8)
-    records.append(_record(task.dataset, name, "reid_rank", rank, attacker="dtw_1nn",
+    records.append(make_record(task.dataset, name, "reid_rank", rank, attacker="dtw_1nn",
                            mode="adaptive", level="window", chance=(len(people) + 1) / 2,
                            n_people=int(len(people))))
     return records
@@ -169,10 +160,10 @@ def run_speed(args):
         name = f"SSASmoother({n_components})"
         batched, loop = np.median(batched_times), np.median(loop_times)
         records += [
-            _record("hapt", name, "transform_per_second", len(X) / batched, n_folds=args.repeats),
-            _record("hapt", f"{name} per-window loop", "transform_per_second", len(X) / loop,
+            make_record("hapt", name, "transform_per_second", len(X) / batched, n_folds=args.repeats),
+            make_record("hapt", f"{name} per-window loop", "transform_per_second", len(X) / loop,
                     n_folds=args.repeats),
-            _record("hapt", name, "speedup_vs_sequential", loop / batched, n_folds=args.repeats),
+            make_record("hapt", name, "speedup_vs_sequential", loop / batched, n_folds=args.repeats),
         ]
         print(f"{name}: batched {len(X) / batched:.0f} windows/s, loop {len(X) / loop:.0f} "
               f"windows/s, speed-up x{loop / batched:.0f}", flush=True)
@@ -241,7 +232,7 @@ def run_mobifall(args):
                         mean_absolute_error(target[test], model.predict(P_te)))
             for (metric, att_name, mode), values in scores.items():
                 chance = 0.5 if metric == "gender_balanced_accuracy" else None
-                records.append(_record("mobifall", name, metric, np.mean(values),
+                records.append(make_record("mobifall", name, metric, np.mean(values),
                                        std=np.std(values), n_folds=len(values), attacker=att_name,
                                        mode=mode, level="window", chance=chance,
                                        protocol=protocol, profile=profiles.get(name)))
@@ -250,7 +241,7 @@ def run_mobifall(args):
     # How much signal there is to hide: predicting each window's height by the training
     # mean (no information) is the floor the regressor should beat.
     for metric, target in (("height_mae_cm", height), ("weight_mae_kg", weight)):
-        records.append(_record("mobifall", "constant_mean", metric,
+        records.append(make_record("mobifall", "constant_mean", metric,
                                np.mean(np.abs(target - target.mean())), protocol="reference"))
     return records
 
@@ -289,13 +280,13 @@ def run_rae(args):
             role = ("sensitive" if activity in sensitive
                     else "neutral" if activity in neutral else "kept")
             for stage, matrix in (("before", before), ("after", after)):
-                records.append(_record("hapt", protector, "activity_recall",
+                records.append(make_record("hapt", protector, "activity_recall",
                                        matrix[i, i], attacker="cnn_raw_app", mode="static",
                                        level="window", activity=name, role=role, stage=stage))
             if role == "sensitive":
                 for j, other in enumerate(labels):
                     if after[i, j] > 0.01 and j != i:
-                        records.append(_record(
+                        records.append(make_record(
                             "hapt", protector, "read_as_rate", after[i, j],
                             attacker="cnn_raw_app", mode="static", level="window",
                             activity=name,
@@ -308,9 +299,15 @@ def run_rae(args):
 PARTS = {"hapt": run_hapt, "speed": run_speed, "mobifall": run_mobifall, "rae": run_rae}
 
 # Headline columns of the HAPT table: (label, metric, attacker, mode, level, format).
+# "best" is the strongest app (results written before apps were named have None there),
+# "worst" the worst case over the attackers.
 _HEADLINE = [
-    ("activity F1, app retrained", "activity_macro_f1", None, None, None, "{:.3f}"),
-    ("activity F1, raw app", "activity_macro_f1_raw_app", None, None, None, "{:.3f}"),
+    ("activity F1, app retrained", "activity_macro_f1", "best", None, None, "{:.3f}"),
+    ("activity F1, raw app", "activity_macro_f1_raw_app", "best", None, None, "{:.3f}"),
+    ("id worst adaptive window", "identity_accuracy", "worst", "adaptive", "window",
+     "{:.1%}"),
+    ("id worst adaptive recording", "identity_accuracy", "worst", "adaptive", "recording",
+     "{:.1%}"),
     ("id CNN adaptive window", "identity_accuracy", "cnn", "adaptive", "window", "{:.1%}"),
     ("id CNN adaptive recording", "identity_accuracy", "cnn", "adaptive", "recording",
      "{:.1%}"),
@@ -341,7 +338,9 @@ def headline_markdown(records):
         cells = []
         for _, metric, attacker, mode, level, fmt in _HEADLINE:
             match = [r for r in rows if r["protector"] == protector and r["metric"] == metric
-                     and r.get("attacker") == attacker and r.get("mode") == mode
+                     and (r.get("attacker") == attacker
+                          or (attacker == "best" and r.get("attacker") is None))
+                     and r.get("mode") == mode
                      and r.get("level") == level and r.get("value") is not None]
             cells.append(fmt.format(match[0]["value"]) if match else "-")
         lines.append(f"| {protector} | " + " | ".join(cells) + " |")

@@ -25,8 +25,8 @@ from sklearn.pipeline import Pipeline
 from sklearn_privacy.adversaries import TimeSeriesCNNClassifier, make_feature_attacker
 from sklearn_privacy.datasets import load_hapt, make_windows
 from sklearn_privacy.metrics import PrivacyScorer, utility_scorer
+from sklearn_privacy.evaluation import PrivacyUtilityDisplay
 from sklearn_privacy.model_selection import (
-    PrivacyUtilityDisplay,
     SubjectDisjointSplit,
     best_utility_with_privacy_floor,
     window_groups,

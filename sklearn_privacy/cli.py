@@ -39,7 +39,7 @@ def _parser():
     # Only the name tables of the job are read here: they load no numpy, pandas or torch,
     # so ``--help`` and ``--version`` answer at once.
     from . import __version__
-    from ._motion_job import ATTACKERS, DEFAULT_PROTECTORS, PROFILES, PROTECTORS
+    from .evaluation import ATTACKERS, DEFAULT_PROTECTORS, PROFILES, PROTECTORS
 
     parser = argparse.ArgumentParser(
         prog="sklearn-privacy",
@@ -92,7 +92,7 @@ def _parser():
 def _evaluate_motion(args):
     import pandas as pd
 
-    from ._motion_job import (
+    from .evaluation import (
         PROFILES,
         evaluate_motion,
         load_motion_task,
@@ -121,10 +121,9 @@ def _evaluate_motion(args):
         n_filters=profile["cnn_filters"], utility_splits=profile["utility_splits"],
         device=args.device, random_state=args.seed, verbose=verbose,
     )
-    first_attacker = next(iter(attackers))
-    paths = write_outputs(report, args.output, sensitive_name=task.sensitive_name,
-                          attacker=first_attacker)
-    for attacker in attackers:
+    paths = write_outputs(report, args.output, sensitive_name=task.sensitive_name)
+    shown = list(attackers) + (["worst"] if len(attackers) > 1 else [])
+    for attacker in shown:
         table = summary_table(report, sensitive_name=task.sensitive_name, attacker=attacker)
         print(f"\nattacker: {attacker}")
         with pd.option_context("display.width", 160, "display.max_columns", 20):

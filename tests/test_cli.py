@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import sklearn_privacy
-from sklearn_privacy._motion_job import DEFAULT_PROTECTORS
+from sklearn_privacy.evaluation import DEFAULT_PROTECTORS
 from sklearn_privacy.cli import main
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +100,12 @@ def test_evaluate_motion_writes_report_table_and_plot(hapt_available, tmp_path, 
     out = capsys.readouterr().out
     assert "SSASmoother(1)" in out and "adaptive = retrained on protected data" in out
     assert "attacker: cnn" in out and "attacker: features_et" in out
+    # The worst case over the two attackers, and the app's headline ("best") rows.
+    assert "attacker: worst" in out
+    assert {(r["mode"], r["level"]) for r in identity if r["attacker"] == "worst"} >= {
+        ("adaptive", "window"), ("adaptive", "recording")}
+    assert {r["attacker"] for r in rows if r["metric"] == "activity_macro_f1"} == {
+        "cnn", "best"}
 
 
 def test_unknown_protector_is_a_clear_error(hapt_available, tmp_path, capsys):

@@ -1,6 +1,5 @@
-"""Trade-off search (pareto front, refit callables, display) and the evaluation report."""
+"""Trade-off search: pareto front and refit callables (the report and plot: test_evaluation)."""
 
-import json
 import pickle
 from numbers import Real
 
@@ -13,7 +12,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from sklearn import config_context  # noqa: E402
-from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
@@ -23,17 +21,11 @@ from sklearn.utils._param_validation import Interval  # noqa: E402
 from sklearn_privacy.base import BaseProtector  # noqa: E402
 from sklearn_privacy.metrics import PrivacyScorer, utility_scorer  # noqa: E402
 from sklearn_privacy.model_selection import (  # noqa: E402
-    RECORD_KEYS,
-    PrivacyUtilityDisplay,
-    RecordingDisjointSplit,
     SubjectDisjointSplit,
     best_privacy_with_utility_floor,
     best_utility_with_privacy_floor,
-    environment_record,
     pareto_front,
-    privacy_utility_report,
     window_groups,
-    write_benchmark_records,
 )
 
 
@@ -202,242 +194,6 @@ def test_refit_callable_in_a_search_and_pickling():
     assert search.best_index_ in pareto_front(results).index
     again = pickle.loads(pickle.dumps(search))
     np.testing.assert_array_equal(again.predict(X), search.predict(X))
-
-
-# -- display ------------------------------------------------------------------------------
-def test_display_from_cv_results_draws_points_errors_and_frontier():
-    display = PrivacyUtilityDisplay.from_cv_results(RESULTS)
-    assert display.ax_.get_xlabel() == "activity macro-F1"
-    assert display.ax_.get_ylabel() == "privacy (1 - attacker advantage)"
-    assert display.figure_ is display.ax_.figure
-    # All 7 points with x and y error bars.
-    data_line, caplines, barcols = display.errorbar_.lines
-    assert len(data_line.get_xdata()) == 7
-    assert len(barcols) == 2
-    # Frontier: the 4 non-dominated points, as a step line through them.
-    assert display.frontier_.tolist() == [3, 1, 4, 0]
-    xs = display.line_.get_xdata()
-    assert list(xs) == [0.6, 0.8, 0.8, 0.9]
-    assert display.line_.get_drawstyle() == "steps-pre"
-    labels = [text.get_text() for text in display.ax_.get_legend().get_texts()]
-    assert sorted(labels) == ["Pareto frontier", "candidates"]
-    # Frontier points are annotated with their parameters.
-    assert [a.get_text() for a in display.annotations_][0] == "sigma=1.0"
-    assert len(display.annotations_) == 4
-
-
-def test_display_on_given_axes_without_annotations():
-    _, ax = plt.subplots()
-    display = PrivacyUtilityDisplay(utility=[0.5, 0.9], privacy=[0.9, 0.5],
-                                    labels=["a", "b"]).plot(ax=ax, annotate=False)
-    assert display.ax_ is ax
-    assert display.annotations_ == []
-    assert display.errorbar_.lines[2] == ()  # no error bars without stds
-    with pytest.raises(ValueError, match="equal length"):
-        PrivacyUtilityDisplay(utility=[0.5], privacy=[0.9, 0.5]).plot()
-
-
-def test_display_from_estimator_scores_each_pipeline():
-    X, y, subject, groups = make_data()
-    pipes = {
-        f"sigma={s}": Pipeline([("protector", SpyNoise(sigma=s)), ("app", flat_lr())]).fit(X, y)
-        for s in (0.0, 4.0)
-    }
-    display = PrivacyUtilityDisplay.from_estimator(
-        pipes, X, y, sensitive_features=subject, groups=groups,
-        privacy_scoring=PrivacyScorer(attacker=flat_lr()),
-    )
-    utility = display.errorbar_.lines[0].get_xdata()
-    privacy = display.errorbar_.lines[0].get_ydata()
-    assert len(privacy) == 2 and privacy[1] > privacy[0] + 0.3  # noise hides people
-    # The frontier holds the points no other beats on both, each annotated by its name.
-    dominated = [
-        (utility[1 - i] >= utility[i] and privacy[1 - i] >= privacy[i])
-        and (utility[1 - i] > utility[i] or privacy[1 - i] > privacy[i])
-        for i in range(2)
-    ]
-    assert sorted(display.frontier_.tolist()) == [i for i in range(2) if not dominated[i]]
-    assert [a.get_text() for a in display.annotations_] == [
-        list(pipes)[i] for i in display.frontier_]
-
-
-# -- report -------------------------------------------------------------------------------
-def test_privacy_utility_report_records():
-    X, y, subject, groups = make_data()
-    report = privacy_utility_report(
-        {"raw": "raw", "noise": SpyNoise(sigma=4.0)}, X, y, subject, groups=groups,
-        app=flat_lr(), attackers={"lr": flat_lr()}, utility_cv=2, privacy_cv=2,
-        dataset="synthetic",
-    )
-    assert list(report.columns) == RECORD_KEYS
-    assert set(report["dataset"]) == {"synthetic"}
-    per_protector = {
-        "fit_seconds", "activity_macro_f1", "activity_macro_f1_raw_app", "mse", "snr_db",
-    } | {f"identity_{m}" for m in ("accuracy", "advantage")}
-    for name in ("raw", "noise"):
-        assert set(report.loc[report.protector == name, "metric"]) == per_protector
-    attack = report[report.metric == "identity_accuracy"]
-    # protector x mode x level
-    assert len(attack) == 2 * 2 * 2
-    assert set(attack["mode"]) == {"adaptive", "static"}
-    assert set(attack["level"]) == {"window", "recording"}
-    assert (attack["n_folds"] == 2).all()
-    assert np.allclose(attack["chance"], 1 / 6)
-    assert report.loc[report.metric == "identity_advantage", "chance"].isna().all()
-
-    def value(protector, metric, mode=None, level=None):
-        rows = report[(report.protector == protector) & (report.metric == metric)]
-        if mode is not None:
-            rows = rows[(rows["mode"] == mode) & (rows["level"] == level)]
-        assert len(rows) == 1
-        return rows["value"].iloc[0]
-
-    assert value("raw", "identity_accuracy", "adaptive", "window") > 0.9
-    assert value("noise", "identity_accuracy", "adaptive", "window") < 0.7
-    assert value("raw", "mse") == 0.0 and value("noise", "mse") > 10
-    assert value("raw", "activity_macro_f1") == value("raw", "activity_macro_f1_raw_app")
-    # The protector never saw a test recording: every fit saw the training side only.
-    rows = {X[i].tobytes(): i for i in range(len(X))}
-    utility_tests = [test for _, test in SubjectDisjointSplit(2).split(X, y, groups)]
-    privacy_tests = [test for _, test in RecordingDisjointSplit(2).split(X, subject, groups)]
-    seen = [np.array([rows[w.tobytes()] for w in call["X"]]) for call in SpyNoise.fit_calls]
-    assert len(seen) == 4
-    for fitted, test in zip(seen, utility_tests + privacy_tests):
-        assert len(np.intersect1d(fitted, test)) == 0
-        assert len(fitted) == len(X) - len(test)
-    assert all(call["sensitive_features"] is not None for call in SpyNoise.fit_calls)
-
-
-class Negate(BaseProtector):
-    """Negates the windows: invertible, so it hides nothing from a retrained model."""
-
-    _parameter_constraints: dict = {}
-
-    def fit(self, X, y=None, *, sensitive_features=None):
-        self._validate_motion(X, reset=True)
-        return self
-
-    def transform(self, X):
-        Xv = self._validate_motion(X, reset=False)
-        return self._restore_motion(-Xv, X)
-
-
-def test_report_trains_each_model_on_the_data_of_its_threat_model():
-    # Negation keeps every piece of information but fools models trained on raw data
-    # (logistic regressions are not sign-invariant): the identity offset and the
-    # activity's sine both change sign. So the figures tell which data each model was
-    # trained and tested on.
-    X, y, subject, groups = make_data()
-    report = privacy_utility_report(
-        {"negate": Negate()}, X, y, subject, groups=groups, app=flat_lr(),
-        attackers={"lr": flat_lr()}, utility_cv=2, privacy_cv=2, distortion=False,
-    )
-    figures = {
-        (metric, mode, level): value
-        for metric, mode, level, value in report[["metric", "mode", "level", "value"]]
-        .itertuples(index=False)
-    }
-    for level in ("window", "recording"):
-        # Adaptive: retrained on negated recordings, it re-identifies everyone...
-        assert figures[("identity_accuracy", "adaptive", level)] > 0.95
-        assert figures[("identity_advantage", "adaptive", level)] > 0.9
-        # ...while the static attacker, trained on raw recordings, is fooled.
-        assert figures[("identity_accuracy", "static", level)] < 0.35
-    # The app retrained on negated windows works; the raw app, fed negated test
-    # windows, predicts the opposite activity.
-    utility = report.set_index("metric")["value"]
-    assert utility["activity_macro_f1"] > 0.9
-    assert utility["activity_macro_f1_raw_app"] < 0.1
-
-
-class _GroupsSpy(ClassifierMixin, BaseEstimator):
-    """Logistic regression on flattened windows whose ``fit`` records its groups."""
-
-    calls = []
-
-    def fit(self, X, y, groups=None):
-        type(self).calls.append(np.asarray(groups))
-        self.model_ = flat_lr().fit(X, y)
-        self.classes_ = self.model_.classes_
-        return self
-
-    def predict(self, X):
-        return self.model_.predict(X)
-
-    def predict_proba(self, X):
-        return self.model_.predict_proba(X)
-
-
-def test_report_with_segment_rows():
-    X, y, subject, groups = make_data()
-    rows = np.column_stack([groups, np.arange(len(X)) // 5])  # two segments per recording
-    kwargs = dict(app=_GroupsSpy(), attackers={"spy": _GroupsSpy()}, utility_cv=2,
-                  privacy_cv=2, modes=("static",))
-    _GroupsSpy.calls.clear()
-    with_rows = privacy_utility_report({"raw": "raw"}, X, y, subject, groups=rows, **kwargs)
-    calls = list(_GroupsSpy.calls)
-    # 2 utility folds x (app on protected + raw app), 2 privacy folds x 1 attacker.
-    assert len(calls) == 6 and all(g.ndim == 2 and g.shape[1] == 3 for g in calls)
-    # Privacy folds split by recording (the segment is ignored): every person trains.
-    for g in calls[-2:]:
-        assert len(np.unique(g[:, 0])) == 6 and len(np.unique(g[:, :2], axis=0)) == 6
-    _GroupsSpy.calls.clear()
-    with_pairs = privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups, **kwargs)
-    assert all(g.shape[1] == 2 for g in _GroupsSpy.calls)
-    figures = with_rows.metric != "fit_seconds"
-    pd.testing.assert_frame_equal(with_rows[figures], with_pairs[figures])
-
-
-def test_report_validation():
-    X, y, subject, groups = make_data()
-    with pytest.raises(ValueError, match="subject, recording"):
-        privacy_utility_report({"raw": "raw"}, X, y, subject, groups=subject,
-                               app=flat_lr(), attackers={"lr": flat_lr()})
-    with pytest.raises(ValueError, match=r"got shape \(120, 4\)"):
-        privacy_utility_report({"raw": "raw"}, X, y, subject,
-                               groups=np.column_stack([groups, groups]),
-                               app=flat_lr(), attackers={"lr": flat_lr()})
-    with pytest.raises(ValueError, match="modes"):
-        privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups,
-                               app=flat_lr(), attackers={"lr": flat_lr()}, modes=("oracle",))
-    with pytest.raises(ValueError, match="protectors"):
-        privacy_utility_report([], X, y, subject, groups=groups)
-
-
-def test_write_benchmark_records(tmp_path):
-    records = [
-        dict(dataset="hapt", protector="raw", metric="identity_accuracy", attacker="cnn",
-             mode="adaptive", level="window", value=np.float64(0.91), std=0.02, n_folds=2,
-             chance=1 / 30),
-        dict(dataset="hapt", protector="raw", metric="snr_db", attacker=None, mode=None,
-             level=None, value=np.inf, std=np.nan, n_folds=np.int64(2), chance=None),
-    ]
-    written = write_benchmark_records(pd.DataFrame(records), tmp_path / "out" / "bench.json")
-    loaded = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert loaded == written
-    assert len(loaded) == 3 and loaded[-1]["metric"] == "environment"
-    assert loaded[0]["value"] == 0.91 and loaded[1]["value"] is None
-    assert loaded[1]["n_folds"] == 2
-    markdown = (tmp_path / "out" / "bench.md").read_text()
-    assert "| " + " | ".join(RECORD_KEYS) + " |" in markdown
-    row = "| hapt | raw | identity_accuracy | cnn | adaptive | window | 0.91 | 0.02 | 2 | 0.03333 |"
-    assert row in markdown
-    assert "Environment:" in markdown and "sklearn" in markdown
-    # An environment record already there is not duplicated.
-    again = write_benchmark_records(loaded, tmp_path / "b.json", tmp_path / "b.md")
-    assert sum(r["metric"] == "environment" for r in again) == 1
-    with pytest.raises(ValueError, match="lacks the keys"):
-        write_benchmark_records([{"metric": "mse"}], tmp_path / "c.json")
-
-
-def test_environment_record():
-    record = environment_record("hapt")
-    assert record["metric"] == "environment" and record["dataset"] == "hapt"
-    assert set(RECORD_KEYS) <= set(record)
-    for key in ("python", "numpy", "torch", "sklearn", "skorch", "cpu", "gpu", "date"):
-        assert key in record
-    assert record["sklearn"].count(".") >= 1
-    json.dumps(record)
 
 
 # -- done-when: a real search on real HAPT windows -------------------------------------------

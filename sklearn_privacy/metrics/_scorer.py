@@ -467,7 +467,7 @@ class PrivacyScorer(_RoutedScorer):
     --------
     attacker_advantage : The advantage of an attacker over chance.
     pool_by_recording : Recording-level pooling.
-    sklearn_privacy.model_selection.privacy_utility_report : All figures at once.
+    sklearn_privacy.evaluation.privacy_utility_report : All figures at once.
 
     Notes
     -----
@@ -479,7 +479,7 @@ class PrivacyScorer(_RoutedScorer):
 
     Window and recording level each cost one scorer (and one attack). To get both
     from a single attack, call :meth:`evaluate` or use
-    :func:`~sklearn_privacy.model_selection.privacy_utility_report`.
+    :func:`~sklearn_privacy.evaluation.privacy_utility_report`.
 
     Examples
     --------

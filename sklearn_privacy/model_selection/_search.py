@@ -13,36 +13,13 @@ import numpy as np
 import pandas as pd
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from ..utils.cv_results import check_cv_results, cv_results_column
+
 __all__ = [
     "best_privacy_with_utility_floor",
     "best_utility_with_privacy_floor",
     "pareto_front",
 ]
-
-
-def _results_frame(cv_results):
-    if isinstance(cv_results, pd.DataFrame):
-        return cv_results
-    if isinstance(cv_results, dict):
-        return pd.DataFrame(cv_results)
-    raise TypeError(
-        "cv_results must be a search's cv_results_ dict or a DataFrame; got "
-        f"{type(cv_results).__name__}."
-    )
-
-
-def _column(frame, name):
-    """Column ``name``, or ``mean_test_<name>`` when given a bare scorer name."""
-    if name in frame.columns:
-        return name
-    if f"mean_test_{name}" in frame.columns:
-        return f"mean_test_{name}"
-    available = sorted(c for c in frame.columns if c.startswith("mean_test_"))
-    raise KeyError(
-        f"cv_results has no column {name!r} (nor 'mean_test_{name}'). Scores available: "
-        f"{available}. Name the scorers with a scoring dict, e.g. "
-        "scoring={'utility': ..., 'privacy': ...}."
-    )
 
 
 def pareto_front(cv_results, x="mean_test_utility", y="mean_test_privacy"):
@@ -77,8 +54,8 @@ def pareto_front(cv_results, x="mean_test_utility", y="mean_test_privacy"):
     >>> pareto_front(results).index.tolist()  # row 2 is beaten by row 1
     [3, 1, 0]
     """
-    frame = _results_frame(cv_results)
-    xcol, ycol = _column(frame, x), _column(frame, y)
+    frame = check_cv_results(cv_results)
+    xcol, ycol = cv_results_column(frame, x), cv_results_column(frame, y)
     xs = frame[xcol].to_numpy(dtype=np.float64)
     ys = frame[ycol].to_numpy(dtype=np.float64)
     valid = np.isfinite(xs) & np.isfinite(ys)
@@ -96,9 +73,9 @@ def pareto_front(cv_results, x="mean_test_utility", y="mean_test_privacy"):
 
 
 def _select(cv_results, *, maximise, floor_on, floor, on_infeasible, what):
-    frame = _results_frame(cv_results)
-    target = frame[_column(frame, maximise)].to_numpy(dtype=np.float64)
-    constrained = frame[_column(frame, floor_on)].to_numpy(dtype=np.float64)
+    frame = check_cv_results(cv_results)
+    target = frame[cv_results_column(frame, maximise)].to_numpy(dtype=np.float64)
+    constrained = frame[cv_results_column(frame, floor_on)].to_numpy(dtype=np.float64)
     valid = np.isfinite(target) & np.isfinite(constrained)
     if not valid.any():
         raise ValueError(

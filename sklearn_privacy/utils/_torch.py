@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
-from tqdm.auto import tqdm
 
+from ._progress import progress_bar
 from .validation import _group_codes
 
 __all__ = [
@@ -300,13 +300,7 @@ def _class_preserving_group_split(y, group, validation_fraction, random_state, h
 
 
 # -- progress ----------------------------------------------------------------------------
-def progress_bar(total, *, desc, verbose, unit="epoch"):
-    """The one progress bar of the library: tqdm, shown only when ``verbose`` is true.
-
-    Use it as a context manager (it closes itself) and advance it by one per epoch, or
-    hand it to :class:`EpochProgress` in a skorch net.
-    """
-    return tqdm(total=total, disable=not verbose, desc=desc, unit=unit)
+# progress_bar lives in _progress, beside the step reporter of the evaluation jobs.
 
 
 class EpochProgress(Callback):

@@ -3,9 +3,19 @@
 import numpy as np
 import pandas as pd
 
-from ._search import _column, _results_frame, pareto_front
+from ..model_selection import pareto_front
+from ..utils.cv_results import check_cv_results, cv_results_column
 
 __all__ = ["PrivacyUtilityDisplay"]
+
+
+def _as_tuple(value, name, allowed=None):
+    values = (value,) if isinstance(value, str) else tuple(value)
+    if not values:
+        raise ValueError(f"{name} must name at least one entry; got {value!r}.")
+    if allowed is not None and set(values) - set(allowed):
+        raise ValueError(f"{name} must be among {sorted(allowed)}; got {value!r}.")
+    return values
 
 
 def _params_label(params):
@@ -50,7 +60,16 @@ class PrivacyUtilityDisplay:
     frontier_ : ndarray of int
         Positions of the frontier points, by increasing utility.
     annotations_ : list of matplotlib Annotation
-        The labels written next to frontier points.
+        The labels written next to the points (frontier points by default, every point
+        with ``annotate="all"``).
+    chance_line_ : matplotlib Line2D or None
+        The horizontal line of an attacker at chance, when ``chance`` is given.
+    chosen_ : matplotlib Line2D or None
+        The marker of the chosen point, when ``chosen`` is given.
+    panels_ : list of PrivacyUtilityDisplay
+        Only after :meth:`from_report` with several panels: the display of each panel.
+    axes_ : ndarray of matplotlib Axes
+        Only with ``panels_``: their axes, attackers in rows and levels in columns.
 
     See Also
     --------
@@ -60,7 +79,7 @@ class PrivacyUtilityDisplay:
     --------
     >>> import matplotlib
     >>> matplotlib.use("Agg")
-    >>> from sklearn_privacy.model_selection import PrivacyUtilityDisplay
+    >>> from sklearn_privacy.evaluation import PrivacyUtilityDisplay
     >>> results = {"mean_test_utility": [0.9, 0.8, 0.6], "std_test_utility": [0.01] * 3,
     ...            "mean_test_privacy": [0.2, 0.5, 0.9], "std_test_privacy": [0.05] * 3,
     ...            "params": [{"sigma": 0.1}, {"sigma": 0.5}, {"sigma": 1.0}]}
@@ -107,15 +126,22 @@ class PrivacyUtilityDisplay:
             raise ValueError(f"labels must have {utility.size} entries; got {len(self.labels)}.")
         return utility, privacy, stds[0], stds[1]
 
-    def plot(self, ax=None, *, annotate=True, errorbar_kw=None, frontier_kw=None):
+    def plot(self, ax=None, *, annotate=True, chance=None, chosen=None, errorbar_kw=None,
+             frontier_kw=None):
         """Plot the points and the frontier.
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
             Axes to draw on; a new figure when None.
-        annotate : bool, default=True
-            Write the label of each frontier point beside it (when ``labels`` is set).
+        annotate : bool or {"frontier", "all"}, default=True
+            Write point labels (when ``labels`` is set): ``True`` or ``"frontier"``
+            labels the frontier points, ``"all"`` every point, ``False`` none.
+        chance : float, default=None
+            Privacy of an attacker at chance (``1.0`` for ``1 - advantage``): drawn as
+            a dashed horizontal line when given.
+        chosen : int, default=None
+            Position of the chosen point (e.g. by a refit rule), marked with a star.
         errorbar_kw : dict, default=None
             Keyword arguments for :meth:`matplotlib.axes.Axes.errorbar`.
         frontier_kw : dict, default=None
@@ -124,12 +150,22 @@ class PrivacyUtilityDisplay:
         Returns
         -------
         display : PrivacyUtilityDisplay
-            With ``ax_``, ``figure_``, ``errorbar_``, ``line_``, ``frontier_`` and
-            ``annotations_`` set.
+            With ``ax_``, ``figure_``, ``errorbar_``, ``line_``, ``frontier_``,
+            ``annotations_``, ``chance_line_`` and ``chosen_`` set.
         """
         import matplotlib.pyplot as plt
 
         utility, privacy, utility_std, privacy_std = self._checked()
+        if annotate not in (True, False, "frontier", "all"):
+            raise ValueError(
+                f"annotate must be True, False, 'frontier' or 'all'; got {annotate!r}."
+            )
+        if chosen is not None and not (
+            isinstance(chosen, (int, np.integer)) and 0 <= chosen < utility.size
+        ):
+            raise ValueError(
+                f"chosen must be a point position in [0, {utility.size}); got {chosen!r}."
+            )
         if ax is None:
             _, ax = plt.subplots()
         errorbar_kw = {"fmt": "o", "capsize": 3, "alpha": 0.8, "label": "candidates",
@@ -143,9 +179,20 @@ class PrivacyUtilityDisplay:
         frontier_kw = {"where": "pre", "color": "black", "linewidth": 1.5,
                        "label": "Pareto frontier", **(frontier_kw or {})}
         (self.line_,) = ax.step(utility[self.frontier_], privacy[self.frontier_], **frontier_kw)
+        self.chance_line_ = None
+        if chance is not None:
+            self.chance_line_ = ax.axhline(float(chance), color="grey", linestyle="--",
+                                           linewidth=1, label="attacker at chance")
+        self.chosen_ = None
+        if chosen is not None:
+            (self.chosen_,) = ax.plot(
+                [utility[chosen]], [privacy[chosen]], marker="*", markersize=16,
+                linestyle="none", color="tab:red", label="chosen",
+            )
         self.annotations_ = []
         if annotate and self.labels is not None:
-            for i in self.frontier_:
+            points = range(utility.size) if annotate == "all" else self.frontier_
+            for i in points:
                 self.annotations_.append(
                     ax.annotate(str(self.labels[i]), (utility[i], privacy[i]),
                                 textcoords="offset points", xytext=(4, 4), fontsize="small")
@@ -193,8 +240,8 @@ class PrivacyUtilityDisplay:
         -------
         display : PrivacyUtilityDisplay
         """
-        frame = _results_frame(cv_results)
-        ucol, pcol = _column(frame, utility), _column(frame, privacy)
+        frame = check_cv_results(cv_results)
+        ucol, pcol = cv_results_column(frame, utility), cv_results_column(frame, privacy)
 
         def std_of(col):
             name = col.replace("mean_", "std_", 1) if col.startswith("mean_") else None
@@ -219,10 +266,12 @@ class PrivacyUtilityDisplay:
         report,
         *,
         utility_metric="activity_macro_f1",
-        privacy_metric="identity_advantage",
-        attacker="cnn",
+        app="best",
+        privacy_metric=None,
+        attacker="worst",
         mode="adaptive",
         level="window",
+        chosen=None,
         ax=None,
         utility_label="activity macro-F1",
         privacy_label=None,
@@ -231,54 +280,130 @@ class PrivacyUtilityDisplay:
         """Plot the protectors of a :func:`privacy_utility_report` (one point each).
 
         Privacy is ``1 - advantage`` of the chosen attacker, mode and level; error bars
-        are the standard deviations over folds.
+        are the standard deviations over folds. Every point is labelled with its
+        protector and the line of an attacker at chance (privacy 1) is drawn. With
+        several attackers or levels, one panel is drawn for each (attackers in rows,
+        levels in columns).
 
         Parameters
         ----------
         report : DataFrame or list of dict
             Records with the ``RECORD_KEYS`` columns.
         utility_metric : str, default="activity_macro_f1"
-            Metric read for the x axis (``attacker`` and ``mode`` ignored).
-        privacy_metric : str, default="identity_advantage"
-            Advantage metric read for the y axis.
-        attacker, mode, level : str, default="cnn", "adaptive", "window"
-            Which attack the y axis shows.
-        ax : matplotlib Axes, default=None
+            Metric read for the x axis.
+        app : str, default="best"
+            App of the utility rows (``attacker`` column): ``"best"`` is the strongest
+            app; reports written before apps were named have none (None).
+        privacy_metric : str, default=None
+            Advantage metric read for the y axis; by default the report's one metric
+            ending in ``"_advantage"``.
+        attacker : str or list of str, default="worst"
+            Attacker(s): ``"worst"`` is the worst case over the report's attackers; a
+            list draws one panel per attacker.
+        mode : {"adaptive", "static"}, default="adaptive"
+            Attacker retrained on protected data, or trained on raw data.
+        level : {"window", "recording"} or tuple of them, default="window"
+            Attack level(s); ``("window", "recording")`` draws two panels.
+        chosen : str or callable, default=None
+            The point to mark: a protector name, or a refit rule such as
+            :func:`~sklearn_privacy.model_selection.best_utility_with_privacy_floor`,
+            called with ``mean_test_utility`` and ``mean_test_privacy`` columns (in
+            each panel).
+        ax : matplotlib Axes or array of Axes, default=None
+            Axes to draw on, one per panel; a new figure when None.
         utility_label : str, default="activity macro-F1"
         privacy_label : str, default=None
             Defaults to ``"privacy (1 - advantage), <mode> <attacker>, <level>"``.
         **plot_kwargs
-            Passed to :meth:`plot`.
+            Passed to :meth:`plot` (``annotate`` defaults to ``"all"`` and ``chance``
+            to 1).
 
         Returns
         -------
         display : PrivacyUtilityDisplay
+            The display of the first panel; with several panels, ``panels_`` holds the
+            display of each panel and ``axes_`` their axes (attackers x levels).
         """
+        import matplotlib.pyplot as plt
+
         frame = pd.DataFrame(report)
-        util = frame[frame["metric"] == utility_metric].set_index("protector")
-        priv = frame[
-            (frame["metric"] == privacy_metric)
-            & (frame["attacker"] == attacker)
-            & (frame["mode"] == mode)
-            & (frame["level"] == level)
-        ].set_index("protector")
-        names = [name for name in util.index if name in priv.index]
-        if not names:
+        if privacy_metric is None:
+            found = sorted({m for m in frame["metric"].dropna().unique()
+                            if str(m).endswith("_advantage")})
+            if len(found) != 1:
+                raise ValueError(
+                    f"the report has the advantage metrics {found}; name one with "
+                    "privacy_metric."
+                )
+            privacy_metric = found[0]
+        attackers = _as_tuple(attacker, "attacker")
+        levels = _as_tuple(level, "level", {"window", "recording"})
+        util = frame[frame["metric"] == utility_metric]
+        if app is None or (util["attacker"].isna().all() and app == "best"):
+            util = util[util["attacker"].isna()]
+        else:
+            util = util[util["attacker"] == app]
+        util = util.set_index("protector")
+        n_rows, n_cols = len(attackers), len(levels)
+        if ax is None:
+            _, ax = plt.subplots(n_rows, n_cols, figsize=(6 * n_cols, 4.5 * n_rows),
+                                 squeeze=False)
+        axes = np.asarray(ax, dtype=object).reshape(-1)
+        if axes.size != n_rows * n_cols:
             raise ValueError(
-                f"the report has no protector with both {utility_metric!r} and "
-                f"{privacy_metric!r} for attacker={attacker!r}, mode={mode!r}, level={level!r}."
+                f"ax must hold {n_rows * n_cols} axes (attackers x levels); got {axes.size}."
             )
-        display = cls(
-            utility=util.loc[names, "value"].to_numpy(dtype=np.float64),
-            privacy=1.0 - priv.loc[names, "value"].to_numpy(dtype=np.float64),
-            utility_std=util.loc[names, "std"].to_numpy(dtype=np.float64),
-            privacy_std=priv.loc[names, "std"].to_numpy(dtype=np.float64),
-            labels=names,
-            utility_label=utility_label,
-            privacy_label=privacy_label
-            or f"privacy (1 - advantage), {mode} {attacker}, {level}",
+        plot_kwargs = {"annotate": "all", "chance": 1.0, **plot_kwargs}
+        panels = []
+        for k, (att, lev) in enumerate((a, v) for a in attackers for v in levels):
+            priv = frame[
+                (frame["metric"] == privacy_metric)
+                & (frame["attacker"] == att)
+                & (frame["mode"] == mode)
+                & (frame["level"] == lev)
+            ].set_index("protector")
+            names = [name for name in util.index if name in priv.index]
+            if not names:
+                raise ValueError(
+                    f"the report has no protector with both {utility_metric!r} (app={app!r}) "
+                    f"and {privacy_metric!r} for attacker={att!r}, mode={mode!r}, "
+                    f"level={lev!r}."
+                )
+            utility = util.loc[names, "value"].to_numpy(dtype=np.float64)
+            privacy = 1.0 - priv.loc[names, "value"].to_numpy(dtype=np.float64)
+            display = cls(
+                utility=utility,
+                privacy=privacy,
+                utility_std=util.loc[names, "std"].to_numpy(dtype=np.float64),
+                privacy_std=priv.loc[names, "std"].to_numpy(dtype=np.float64),
+                labels=names,
+                utility_label=utility_label,
+                privacy_label=privacy_label
+                or f"privacy (1 - advantage), {mode} {att}, {lev}",
+            )
+            display.plot(ax=axes[k], chosen=cls._chosen_index(chosen, names, utility, privacy),
+                         **plot_kwargs)
+            panels.append(display)
+        first = panels[0]
+        if len(panels) > 1:
+            first.panels_ = panels
+            first.axes_ = axes.reshape(n_rows, n_cols)
+        return first
+
+    @staticmethod
+    def _chosen_index(chosen, names, utility, privacy):
+        if chosen is None:
+            return None
+        if isinstance(chosen, str):
+            if chosen not in names:
+                raise ValueError(f"chosen={chosen!r} is not a protector of the plot: {names}.")
+            return names.index(chosen)
+        if callable(chosen):
+            index = chosen({"mean_test_utility": utility, "mean_test_privacy": privacy})
+            return int(index)
+        raise ValueError(
+            f"chosen must be a protector name or a refit rule (callable); got {chosen!r}."
         )
-        return display.plot(ax=ax, **plot_kwargs)
 
     @classmethod
     def from_estimator(

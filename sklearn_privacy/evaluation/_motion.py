@@ -1,30 +1,25 @@
-"""The full privacy-utility evaluation of several protectors, as benchmark records.
+"""The full privacy-utility evaluation of several motion protectors, as benchmark records.
 
 :func:`privacy_utility_report` runs the threat model of the user guide for each protector:
 
-- *utility* on people the app never saw (subject-disjoint folds): the app retrained on
-  protected data (``activity_macro_f1``) and the app trained on raw data
+- *utility* on people the app never saw (subject-disjoint folds): each app retrained on
+  protected data (``activity_macro_f1``) and trained on raw data
   (``activity_macro_f1_raw_app``), plus distortion (``mse``, ``snr_db``) and the
   protector's ``fit_seconds``;
-- *privacy* on other recordings of the same people (recording-disjoint folds): an
-  *adaptive* attacker trained on protected training recordings and a *static* attacker
-  trained on raw training recordings, both tested on protected test recordings, at
-  window and recording level.
+- *privacy* on other recordings of the same people (recording-disjoint folds): each
+  *adaptive* attacker trained on protected training recordings and each *static*
+  attacker trained on raw training recordings, all tested on protected test recordings,
+  at window and recording level;
+- headline rows: the strongest app (``"best"``) and the strongest attacker
+  (``"worst"``, the worst case for privacy).
 
 The protector is always fitted on the training side of the fold only. The result is a
 tidy DataFrame whose columns are the benchmark record keys, so it can be written with
-:func:`write_benchmark_records`.
+:func:`~sklearn_privacy.evaluation.write_benchmark_records`.
 """
 
-import datetime
-import importlib.metadata
-import json
-import math
 import numbers
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,21 +32,18 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import has_fit_parameter
 
 from ..metrics import PrivacyScorer, mse, snr_db
+from ..model_selection import RecordingDisjointSplit, SubjectDisjointSplit
+from ..utils._progress import StepProgress
 from ..utils.validation import check_window_groups
-from ._split import RecordingDisjointSplit, SubjectDisjointSplit
+from ._records import RECORD_KEYS, make_record
 
-__all__ = [
-    "RECORD_KEYS",
-    "environment_record",
-    "privacy_utility_report",
-    "write_benchmark_records",
-]
+__all__ = ["BEST_APP", "WORST_ATTACKER", "privacy_utility_report"]
 
-#: The keys every benchmark record has, in order (the benchmark results format).
-RECORD_KEYS = [
-    "dataset", "protector", "metric", "attacker", "mode", "level",
-    "value", "std", "n_folds", "chance",
-]
+#: Name, in the ``attacker`` column, of the headline utility rows: the strongest app.
+BEST_APP = "best"
+#: Name, in the ``attacker`` column, of the worst-case privacy rows: the strongest
+#: attacker.
+WORST_ATTACKER = "worst"
 
 _RAW = {"raw", "passthrough"}
 _IDENTITY = FunctionTransformer()
@@ -87,7 +79,11 @@ def _fit_model(model, X, y, groups):
 
 
 def _attack_scores(fitted, X_test, s_test, groups_test, *, metric, pooling, levels):
-    """``{level: attack_score dict}`` of a fitted attacker on (protected) test windows."""
+    """``{level: {"score", "chance", "advantage"}}`` of a fitted attacker on test windows.
+
+    The one place where the report turns a fitted attacker into figures: every privacy
+    row comes from here.
+    """
     # X_test is already protected: the scored "pipeline" is the identity.
     scorer = PrivacyScorer(mode="static", static_attacker=fitted, metric=metric,
                            pooling=pooling)
@@ -111,6 +107,44 @@ def _splitter(cv, default):
     return cv
 
 
+
+
+def _check_models(models, what, reserved):
+    if not isinstance(models, dict) or not models:
+        raise ValueError(f"{what} must be a non-empty dict of name -> classifier.")
+    for name in models:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{what} names must be non-empty strings; got {name!r}.")
+        if name == reserved:
+            raise ValueError(
+                f"{reserved!r} is reserved for the headline rows; rename that entry of {what}."
+            )
+    return dict(models)
+
+
+def _n_splits(cv, X, y, groups):
+    try:
+        return int(cv.get_n_splits(X, y, groups))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _strongest(frame, by, higher, name):
+    """Rows of the model with the best mean ``by`` figure, renamed ``name``.
+
+    ``frame`` holds the rows of one protector (and mode and level) of several models
+    (``attacker`` column); the model whose mean ``by`` row is highest wins, ties going
+    to the first model; all of its rows in ``higher`` are copied under ``name``.
+    """
+    ranked = frame[frame["metric"] == by]
+    means = ranked["value"].astype(float)
+    if means.isna().all():
+        return []
+    winner = ranked.loc[means.idxmax(), "attacker"]
+    rows = frame[(frame["attacker"] == winner) & frame["metric"].isin(higher)]
+    return [dict(row, attacker=name) for row in rows.to_dict(orient="records")]
+
+
 def privacy_utility_report(
     protectors,
     X,
@@ -119,6 +153,7 @@ def privacy_utility_report(
     *,
     groups,
     app=None,
+    apps=None,
     attackers=None,
     utility_cv=None,
     privacy_cv=None,
@@ -148,19 +183,23 @@ def privacy_utility_report(
         ``fit``.
     groups : array-like of shape (n_windows, 3) or (n_windows, 2)
         (subject, recording, segment) or (subject, recording) of each window, as
-        :func:`window_groups` returns. Folds are split by subject (utility) and by
-        recording (privacy) and recording-level attacks pool by (subject, recording);
-        the segment column only reaches the app and the attackers: one whose ``fit``
-        takes ``groups`` receives the rows of its training windows, so its
-        early-stopping split can hold out runs of activity rather than whole
-        recordings (with one training recording per person, whole people).
+        :func:`~sklearn_privacy.model_selection.window_groups` returns. Folds are split
+        by subject (utility) and by recording (privacy) and recording-level attacks pool
+        by (subject, recording); the segment column only reaches the apps and the
+        attackers: one whose ``fit`` takes ``groups`` receives the rows of its training
+        windows, so its early-stopping split can hold out runs of activity rather than
+        whole recordings (with one training recording per person, whole people).
     app : classifier, default=None
-        The app whose utility is measured; by default
-        :class:`~sklearn_privacy.adversaries.TimeSeriesCNNClassifier`.
+        The app whose utility is measured, reported under the name ``"app"``; a
+        shorthand for ``apps={"app": app}``. Give ``app`` or ``apps``, not both.
+    apps : dict of str -> classifier, default=None
+        Apps by name. By default one
+        :class:`~sklearn_privacy.adversaries.TimeSeriesCNNClassifier` named ``"cnn"``.
+        ``"best"`` is reserved.
     attackers : dict of str -> classifier, default=None
         Attackers by name; by default ``{"cnn": TimeSeriesCNNClassifier()}``. An
         attacker whose ``fit`` takes ``groups`` receives the ``groups`` rows of its
-        training windows (see ``groups``).
+        training windows (see ``groups``). ``"worst"`` is reserved.
     utility_cv : int or splitter, default=None
         Subject-disjoint folds for utility; default ``SubjectDisjointSplit(n_splits=5)``,
         an int sets ``n_splits``.
@@ -184,26 +223,37 @@ def privacy_utility_report(
     dataset : str, default=None
         Value of the ``dataset`` column.
     random_state : int, default=None
-        Seeds the default app and attackers.
+        Seeds the default apps and attackers.
     verbose : int, default=0
-        Print progress when positive.
+        When positive, print each step (fold and protector) with the elapsed time and
+        an estimate of the time left.
 
     Returns
     -------
     report : DataFrame
         One row per (protector, metric, attacker, mode, level) with columns
-        :data:`RECORD_KEYS`: ``value`` is the mean over folds, ``std`` the standard
-        deviation over folds, ``n_folds`` their number and ``chance`` the mean chance
-        level of attack scores (majority-class rate for accuracy, ``1 / n_classes`` for
-        balanced accuracy; None elsewhere). ``{sensitive_name}_advantage`` rows hold
-        the advantage over chance (see
-        :func:`~sklearn_privacy.metrics.attacker_advantage`). Write it with
-        ``write_benchmark_records(report, ...)``.
+        :data:`~sklearn_privacy.evaluation.RECORD_KEYS`: ``value`` is the mean over
+        folds, ``std`` the standard deviation over folds, ``n_folds`` their number and
+        ``chance`` the mean chance level of attack scores (majority-class rate for
+        accuracy, ``1 / n_classes`` for balanced accuracy; None elsewhere).
+        ``{sensitive_name}_advantage`` rows hold the advantage over chance (see
+        :func:`~sklearn_privacy.metrics.attacker_advantage`).
+
+        Utility rows (``activity_macro_f1``, ``activity_macro_f1_raw_app``) name their
+        app in the ``attacker`` column; the rows named ``"best"`` repeat, per protector
+        and metric, those of the app with the highest mean. ``fit_seconds``, ``mse``
+        and ``snr_db`` have no app (None).
+
+        Privacy rows name their attacker; the rows named ``"worst"`` repeat, per
+        protector, mode and level, the score and advantage rows of the attacker with
+        the highest *mean* advantage (chosen on the means over folds, so that its score,
+        advantage and spread are those of one real attacker, ties going to the first
+        attacker). Write the report with ``write_benchmark_records(report, ...)``.
 
     Notes
     -----
-    Cost: for each protector and fold, one protector fit, one app fit (utility folds)
-    and one adaptive attacker fit per attacker (privacy folds); the raw-data app and the
+    Cost: for each protector and fold, one protector fit, one fit per app (utility
+    folds) and one adaptive fit per attacker (privacy folds); the raw-data apps and the
     static attackers are trained once per fold and shared by all protectors. For a
     protector that is ``"raw"``, the adaptive attacker *is* the static one.
     """
@@ -236,31 +286,37 @@ def privacy_utility_report(
         )
     groups = np.asarray(groups)
     check_window_groups(groups, n, allow_1d=False)
-    app = _default_cnn(random_state) if app is None else app
-    attackers = {"cnn": _default_cnn(random_state)} if attackers is None else dict(attackers)
-    if not attackers:
-        raise ValueError("attackers must hold at least one attacker.")
+    if app is not None and apps is not None:
+        raise ValueError("give app or apps, not both.")
+    if apps is None:
+        apps = {"app": app} if app is not None else {"cnn": _default_cnn(random_state)}
+    apps = _check_models(apps, "apps", BEST_APP)
+    if attackers is None:
+        attackers = {"cnn": _default_cnn(random_state)}
+    attackers = _check_models(attackers, "attackers", WORST_ATTACKER)
     utility_cv = _splitter(utility_cv, SubjectDisjointSplit)
     privacy_cv = _splitter(privacy_cv, RecordingDisjointSplit)
     if metric == "auto":
         metric = "balanced_accuracy" if len(np.unique(s)) == 2 else "accuracy"
     resolved_metric = metric
 
+    n_utility = _n_splits(utility_cv, X, y, groups)
+    n_privacy = _n_splits(privacy_cv, X, s, groups)
+    progress = StepProgress(
+        ((n_utility or 1) + (n_privacy or 1)) * len(protectors),
+        desc="privacy_utility_report", verbose=verbose > 0,
+    )
     values = {}  # (protector, metric, attacker, mode, level) -> list of (value, chance)
 
     def add(key, value, chance=None):
         values.setdefault(key, []).append((value, chance))
 
-    def log(message):
-        if verbose > 0:
-            print(f"[privacy_utility_report] {message}", flush=True)
-
     # -- utility: other people ---------------------------------------------------
-    raw_apps = {}
     for fold, (train, test) in enumerate(utility_cv.split(X, y, groups)):
         X_tr, X_te = _safe_indexing(X, train), _safe_indexing(X, test)
+        raw_apps = {}
         for name, protector in protectors.items():
-            log(f"utility fold {fold}: {name}")
+            progress.step(f"utility fold {fold}: {name}")
             if _is_raw(protector):
                 Xp_tr, Xp_te, fit_seconds = X_tr, X_te, 0.0
             else:
@@ -269,26 +325,28 @@ def privacy_utility_report(
                 fit_seconds = time.perf_counter() - start
                 Xp_tr, Xp_te = fitted.transform(X_tr), fitted.transform(X_te)
             add((name, "fit_seconds", None, None, None), fit_seconds)
-            # Apps (like attackers) get the groups rows for a grouped early-stopping split.
-            app_p = _fit_model(app, Xp_tr, y[train], groups[train])
-            add((name, "activity_macro_f1", None, None, None),
-                f1_score(y[test], app_p.predict(Xp_te), average="macro"))
-            if fold not in raw_apps:
-                raw_apps[fold] = _fit_model(app, X_tr, y[train], groups[train])
-            add((name, "activity_macro_f1_raw_app", None, None, None),
-                f1_score(y[test], raw_apps[fold].predict(Xp_te), average="macro"))
+            for app_name, app_model in apps.items():
+                # Apps (like attackers) get the groups rows for a grouped early-stopping
+                # split.
+                app_p = _fit_model(app_model, Xp_tr, y[train], groups[train])
+                add((name, "activity_macro_f1", app_name, None, None),
+                    f1_score(y[test], app_p.predict(Xp_te), average="macro"))
+                if app_name not in raw_apps:
+                    raw_apps[app_name] = _fit_model(app_model, X_tr, y[train], groups[train])
+                add((name, "activity_macro_f1_raw_app", app_name, None, None),
+                    f1_score(y[test], raw_apps[app_name].predict(Xp_te), average="macro"))
             if distortion and np.shape(Xp_te) == np.shape(X_te):
                 add((name, "mse", None, None, None), mse(X_te, Xp_te))
                 add((name, "snr_db", None, None, None), snr_db(X_te, Xp_te))
-        raw_apps.pop(fold, None)
 
     # -- privacy: same people, other recordings ----------------------------------
     score_name = f"{sensitive_name}_{resolved_metric}"
+    advantage_name = f"{sensitive_name}_advantage"
     for fold, (train, test) in enumerate(privacy_cv.split(X, s, groups)):
         X_tr, X_te = _safe_indexing(X, train), _safe_indexing(X, test)
         static = {}
         for name, protector in protectors.items():
-            log(f"privacy fold {fold}: {name}")
+            progress.step(f"privacy fold {fold}: {name}")
             raw = _is_raw(protector)
             if raw:
                 Xp_tr, Xp_te = X_tr, X_te
@@ -312,165 +370,32 @@ def privacy_utility_report(
                     for level, result in scores.items():
                         add((name, score_name, att_name, mode, level),
                             result["score"], result["chance"])
-                        add((name, f"{sensitive_name}_advantage", att_name, mode, level),
+                        add((name, advantage_name, att_name, mode, level),
                             result["advantage"])
+    progress.finish()
 
     rows = []
     for (protector, metric_name, attacker, mode, level), pairs in values.items():
         vals = np.array([v for v, _ in pairs], dtype=np.float64)
         chances = [c for _, c in pairs if c is not None]
         with np.errstate(invalid="ignore"):
-            rows.append({
-                "dataset": dataset,
-                "protector": protector,
-                "metric": metric_name,
-                "attacker": attacker,
-                "mode": mode,
-                "level": level,
-                "value": float(vals.mean()),
-                "std": float(vals.std()),
-                "n_folds": int(len(vals)),
-                "chance": float(np.mean(chances)) if chances else None,
-            })
-    return pd.DataFrame(rows, columns=RECORD_KEYS)
+            rows.append(make_record(
+                dataset, protector, metric_name, vals.mean(), attacker=attacker, mode=mode,
+                level=level, std=vals.std(), n_folds=len(vals),
+                chance=np.mean(chances) if chances else None,
+            ))
+    frame = pd.DataFrame(rows, columns=RECORD_KEYS)
 
-
-def _version(package):
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or None
-
-
-def environment_record(dataset=None):
-    """The ``metric: "environment"`` record: versions, machine and date of a run.
-
-    Parameters
-    ----------
-    dataset : str, default=None
-        Value of the ``dataset`` key.
-
-    Returns
-    -------
-    record : dict
-        The :data:`RECORD_KEYS` (``metric="environment"``, the others None) plus
-        ``python``, ``numpy``, ``scipy``, ``pandas``, ``sklearn``, ``torch``, ``skorch``,
-        ``tslearn``, ``sklearn_privacy`` versions, ``platform``, ``cpu`` (model name),
-        ``n_cpus``, ``gpu`` (CUDA device name, or None) and ``date`` (UTC, ISO 8601).
-    """
-    record = dict.fromkeys(RECORD_KEYS)
-    record.update(dataset=dataset, metric="environment")
-    gpu = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    record.update(
-        python=platform.python_version(),
-        numpy=_version("numpy"),
-        scipy=_version("scipy"),
-        pandas=_version("pandas"),
-        sklearn=_version("scikit-learn"),
-        torch=_version("torch"),
-        skorch=_version("skorch"),
-        tslearn=_version("tslearn"),
-        sklearn_privacy=_version("sklearn-privacy"),
-        platform=platform.platform(),
-        cpu=_cpu_model(),
-        n_cpus=os.cpu_count(),
-        gpu=gpu,
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    )
-    return record
-
-
-def _json_safe(value):
-    """Plain Python value for JSON: numpy scalars unwrapped, NaN and infinity -> None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
-
-
-def _cell(value):
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
-
-
-def write_benchmark_records(records, path_json, path_md=None, *, environment=True):
-    """Write benchmark records as a JSON list and a Markdown table.
-
-    Parameters
-    ----------
-    records : DataFrame or list of dict
-        E.g. the output of :func:`privacy_utility_report`; each record has at least the
-        :data:`RECORD_KEYS`.
-    path_json : str or path-like
-        The JSON file (a list of records); parent folders are created.
-    path_md : str or path-like, default=None
-        The Markdown file; by default ``path_json`` with the suffix ``.md``.
-    environment : bool, default=True
-        Append :func:`environment_record` unless a record with
-        ``metric == "environment"`` is already there.
-
-    Returns
-    -------
-    records : list of dict
-        What was written. Non-finite numbers (NaN, infinity) are written as ``null``.
-    """
-    if isinstance(records, pd.DataFrame):
-        records = records.to_dict(orient="records")
-    records = [{key: _json_safe(value) for key, value in dict(r).items()} for r in records]
-    for record in records:
-        missing = [key for key in RECORD_KEYS if key not in record]
-        if missing:
-            raise ValueError(f"A record lacks the keys {missing}: {record}")
-    if environment and not any(r.get("metric") == "environment" for r in records):
-        dataset = next((r.get("dataset") for r in records if r.get("dataset")), None)
-        records.append({k: _json_safe(v) for k, v in environment_record(dataset).items()})
-
-    path_json = Path(path_json)
-    path_md = path_json.with_suffix(".md") if path_md is None else Path(path_md)
-    for path in (path_json, path_md):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path_json, "w") as f:
-        json.dump(records, f, indent=2)
-        f.write("\n")
-
-    figures = [r for r in records if r.get("metric") != "environment"]
-    envs = [r for r in records if r.get("metric") == "environment"]
-    extra = [k for r in figures for k in r if k not in RECORD_KEYS]
-    columns = RECORD_KEYS + list(dict.fromkeys(extra))
-    lines = [f"# {path_json.stem}", ""]
-    for env in envs:
-        details = ", ".join(
-            f"{key} {env[key]}" for key in env
-            if key not in RECORD_KEYS and env[key] is not None
-        )
-        lines += [f"Environment: {details}.", ""]
-    lines.append("| " + " | ".join(columns) + " |")
-    lines.append("|" + "---|" * len(columns))
-    for r in figures:
-        lines.append("| " + " | ".join(_cell(r.get(key)) for key in columns) + " |")
-    path_md.write_text("\n".join(lines) + "\n")
-    return records
+    # -- headline rows: the strongest app, the strongest attacker ----------------
+    headline = []
+    for _, part in frame.groupby("protector", sort=False):
+        for utility_metric in ("activity_macro_f1", "activity_macro_f1_raw_app"):
+            headline += _strongest(part, utility_metric, [utility_metric], BEST_APP)
+        attacks = part[part["metric"].isin([score_name, advantage_name])]
+        for _, cell in attacks.groupby(["mode", "level"], sort=False):
+            headline += _strongest(cell, advantage_name, [score_name, advantage_name],
+                                   WORST_ATTACKER)
+    if headline:
+        frame = pd.concat([frame, pd.DataFrame(headline, columns=RECORD_KEYS)],
+                          ignore_index=True)
+    return frame

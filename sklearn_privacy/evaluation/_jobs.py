@@ -1,7 +1,7 @@
 """The motion evaluation job behind ``sklearn-privacy evaluate motion`` and the benchmark.
 
 It loads a motion data set, cuts windows, builds the protectors and attackers by name,
-runs :func:`~sklearn_privacy.model_selection.privacy_utility_report` (utility on unseen
+runs :func:`~sklearn_privacy.evaluation.privacy_utility_report` (utility on unseen
 people, privacy against adaptive and static attackers on other recordings of the same
 people) and writes the records, a Markdown table and the privacy-utility plot.
 """
@@ -36,7 +36,7 @@ PROFILES = {
 
 def _anonymizer(schedule, **params):
     def build(random_state, device, epochs):
-        from .motion import MotionAnonymizer
+        from ..motion import MotionAnonymizer
 
         return MotionAnonymizer(schedule=schedule, random_state=random_state, device=device, **params)
 
@@ -45,7 +45,7 @@ def _anonymizer(schedule, **params):
 
 def _motion(name, *, seeded=False, **params):
     def build(random_state, device, epochs):
-        from . import motion
+        from .. import motion
 
         extra = {"random_state": random_state} if seeded else {}
         return getattr(motion, name)(**params, **extra)
@@ -82,7 +82,7 @@ DEFAULT_PROTECTORS = ("raw", "anonymizer-best", "downsample-5hz", "ssa-1", "nois
 
 
 def _cnn(random_state, device, epochs, n_filters):
-    from .adversaries import TimeSeriesCNNClassifier
+    from ..adversaries import TimeSeriesCNNClassifier
 
     return TimeSeriesCNNClassifier(
         n_filters=n_filters, max_epochs=epochs, patience=3, random_state=random_state,
@@ -93,7 +93,7 @@ def _cnn(random_state, device, epochs, n_filters):
 def _features(random_state, device, epochs, n_filters):
     from sklearn.ensemble import ExtraTreesClassifier
 
-    from .adversaries import make_feature_attacker
+    from ..adversaries import make_feature_attacker
 
     # Extremely randomised trees: as accurate as 200 rounds of gradient boosting on
     # HAPT identity from motion features (32 % against 31 % per window, 30 people) and
@@ -104,8 +104,26 @@ def _features(random_state, device, epochs, n_filters):
     )
 
 
-#: ``cli name -> (record name, builder(random_state, device, epochs, n_filters))``.
-ATTACKERS = {"cnn": ("cnn", _cnn), "features": ("features_et", _features)}
+def _rocket(random_state, device, epochs, n_filters):
+    from ..adversaries import RocketClassifier
+
+    return RocketClassifier(random_state=random_state)
+
+
+def _dtw(random_state, device, epochs, n_filters):
+    from ..adversaries import DTWNeighborsClassifier
+
+    return DTWNeighborsClassifier(random_state=random_state)
+
+
+#: ``cli name -> (record name, builder(random_state, device, epochs, n_filters))``. The
+#: builders import their classes only when called.
+ATTACKERS = {
+    "cnn": ("cnn", _cnn),
+    "features": ("features_et", _features),
+    "rocket": ("rocket", _rocket),
+    "dtw": ("dtw", _dtw),
+}
 
 
 def _check_names(names, known, what):
@@ -121,6 +139,17 @@ def _check_names(names, known, what):
 
 def make_protectors(names=DEFAULT_PROTECTORS, *, epochs=12, device="auto", random_state=0):
     """Build protectors by command-line name.
+
+    Parameters
+    ----------
+    names : sequence of str, default=DEFAULT_PROTECTORS
+        Names among :data:`PROTECTORS` (``"raw"``, ``"anonymizer-best"``, ...).
+    epochs : int, default=12
+        Unused by the current protectors (their training budgets are their own).
+    device : str, default="auto"
+        Torch device of the trained protectors.
+    random_state : int, default=0
+        Seed of the protectors that draw random numbers.
 
     Returns
     -------
@@ -140,7 +169,29 @@ def make_protectors(names=DEFAULT_PROTECTORS, *, epochs=12, device="auto", rando
 
 
 def make_attackers(names=("cnn",), *, epochs=12, n_filters=32, device="auto", random_state=0):
-    """Build attackers by command-line name: ``record name -> classifier``."""
+    """Build attackers by command-line name.
+
+    Parameters
+    ----------
+    names : sequence of str, default=("cnn",)
+        Names among :data:`ATTACKERS`: ``"cnn"`` (1-D CNN), ``"features"`` (extremely
+        randomised trees on motion features), ``"rocket"`` (random convolutional
+        kernels) and ``"dtw"`` (nearest neighbours under dynamic time warping). Each is
+        built, and its class imported, only when named.
+    epochs : int, default=12
+        Maximum epochs of the CNN.
+    n_filters : int, default=32
+        Filters of the CNN.
+    device : str, default="auto"
+        Torch device of the CNN.
+    random_state : int, default=0
+        Seed of every attacker.
+
+    Returns
+    -------
+    attackers : dict
+        ``record name -> classifier``.
+    """
     return {
         ATTACKERS[name][0]: ATTACKERS[name][1](random_state, device, epochs, n_filters)
         for name in _check_names(names, ATTACKERS, "attacker")
@@ -149,7 +200,7 @@ def make_attackers(names=("cnn",), *, epochs=12, n_filters=32, device="auto", ra
 
 def _load_recordings(data):
     """Load a motion data set by name or path and say what it is."""
-    from . import datasets
+    from .. import datasets
 
     if data == "hapt":
         return datasets.load_hapt(), "hapt"
@@ -180,7 +231,7 @@ def load_motion_task(data="hapt", *, target="identity", length=128, step=64,
     length, step : int, default=128, 64
         Window length and step, in samples.
     magnitude : {"only", True, False}, default="only"
-        ``"only"``: the papers' orientation-invariant input (|acc|, |gyro|).
+        ``"only"``: the papers' orientation-invariant input (``|acc|``, ``|gyro|``).
     max_subjects : int, default=None
         Keep the first subjects only (for quick runs).
 
@@ -193,8 +244,8 @@ def load_motion_task(data="hapt", *, target="identity", length=128, step=64,
     import numpy as np
     from sklearn.utils import Bunch
 
-    from .datasets import make_windows
-    from .model_selection import window_groups
+    from ..datasets import make_windows
+    from ..model_selection import window_groups
 
     recordings, dataset = _load_recordings(data)
     windows = make_windows(recordings, length=length, step=step, magnitude=magnitude)
@@ -223,25 +274,24 @@ def evaluate_motion(task, protectors, attackers, *, profiles=None, epochs=12, n_
                     verbose=1):
     """Run the privacy-utility evaluation and return its records.
 
-    Utility: the app (a 1-D CNN) on subject-disjoint folds, retrained on protected data
-    and trained on raw data. Privacy: each attacker on recording-disjoint folds
-    (the same people, other recordings), adaptive (retrained on protected data) and
-    static (trained on raw data), per window and per recording.
+    Utility: the app (a 1-D CNN, named ``"cnn"``) on subject-disjoint folds, retrained
+    on protected data and trained on raw data. Privacy: each attacker on
+    recording-disjoint folds (the same people, other recordings), adaptive (retrained
+    on protected data) and static (trained on raw data), per window and per recording,
+    and the worst case over the attackers (``"worst"``). With ``verbose``, each step is
+    printed with the elapsed time and an estimate of the time left.
 
     Returns
     -------
     report : DataFrame
         Records in the benchmark format, with a ``profile`` column.
     """
-    from .model_selection import (
-        RecordingDisjointSplit,
-        SubjectDisjointSplit,
-        privacy_utility_report,
-    )
+    from ..model_selection import RecordingDisjointSplit, SubjectDisjointSplit
+    from ._motion import privacy_utility_report
 
-    app = _cnn(random_state, device, epochs, n_filters)
+    apps = {"cnn": _cnn(random_state, device, epochs, n_filters)}
     report = privacy_utility_report(
-        protectors, task.X, task.y, task.sensitive, groups=task.groups, app=app,
+        protectors, task.X, task.y, task.sensitive, groups=task.groups, apps=apps,
         attackers=attackers, utility_cv=SubjectDisjointSplit(n_splits=utility_splits),
         privacy_cv=RecordingDisjointSplit(n_splits=privacy_splits),
         sensitive_name=task.sensitive_name, dataset=task.dataset,
@@ -260,10 +310,28 @@ _SUMMARY_COLUMNS = [
     ("mse", None, None, "MSE"),
     ("fit_seconds", None, None, "fit s"),
 ]
+_UTILITY = {"activity_macro_f1", "activity_macro_f1_raw_app"}
 
 
-def summary_table(report, *, sensitive_name="identity", attacker="cnn"):
-    """One row per protector with the headline figures of ``report``."""
+def summary_table(report, *, sensitive_name="identity", attacker="cnn", app="best"):
+    """One row per protector with the headline figures of ``report``.
+
+    Parameters
+    ----------
+    report : DataFrame or list of dict
+        Records of :func:`~sklearn_privacy.evaluation.privacy_utility_report`.
+    sensitive_name : str, default="identity"
+        Prefix of the privacy metrics.
+    attacker : str, default="cnn"
+        Attacker of the privacy columns; ``"worst"`` is the worst case.
+    app : str, default="best"
+        App of the utility columns; ``"best"`` is the strongest app.
+
+    Returns
+    -------
+    table : DataFrame
+        Protectors in rows, figures in columns (NaN where the report has none).
+    """
     import numpy as np
     import pandas as pd
 
@@ -277,6 +345,8 @@ def summary_table(report, *, sensitive_name="identity", attacker="cnn"):
         for template, mode, level, label in _SUMMARY_COLUMNS:
             name = template.format(s=sensitive_name).replace("_accuracy", f"_{metric}")
             sel = part["metric"] == name
+            if name in _UTILITY:
+                sel &= (part["attacker"] == app) | part["attacker"].isna()
             if mode is not None:
                 sel &= (part["attacker"] == attacker) & (part["mode"] == mode) & (part["level"] == level)
                 label = f"{sensitive_name} {label}"
@@ -286,8 +356,27 @@ def summary_table(report, *, sensitive_name="identity", attacker="cnn"):
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def write_outputs(report, output_dir, *, sensitive_name="identity", attacker="cnn"):
+def write_outputs(report, output_dir, *, sensitive_name="identity", attacker="worst",
+                  chosen=None):
     """Write ``report.json``, ``report.md`` and ``frontier.png`` to ``output_dir``.
+
+    The plot shows the protectors against the adaptive ``attacker`` (by default the
+    worst case over the report's attackers), per window and per recording, with the
+    chance line and every point labelled.
+
+    Parameters
+    ----------
+    report : DataFrame or list of dict
+        Records of :func:`evaluate_motion`.
+    output_dir : str or path-like
+        Created when missing.
+    sensitive_name : str, default="identity"
+        Prefix of the privacy metrics.
+    attacker : str, default="worst"
+        Attacker of the plot.
+    chosen : str or callable, default=None
+        Point to mark (see
+        :meth:`~sklearn_privacy.evaluation.PrivacyUtilityDisplay.from_report`).
 
     Returns
     -------
@@ -299,7 +388,8 @@ def write_outputs(report, output_dir, *, sensitive_name="identity", attacker="cn
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .model_selection import PrivacyUtilityDisplay, write_benchmark_records
+    from ._plot import PrivacyUtilityDisplay
+    from ._records import write_benchmark_records
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -309,11 +399,13 @@ def write_outputs(report, output_dir, *, sensitive_name="identity", attacker="cn
         "plot": output_dir / "frontier.png",
     }
     write_benchmark_records(report, paths["json"], paths["markdown"])
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), squeeze=False)
     PrivacyUtilityDisplay.from_report(
-        report, privacy_metric=f"{sensitive_name}_advantage", attacker=attacker, ax=ax,
+        report, privacy_metric=f"{sensitive_name}_advantage", attacker=attacker,
+        level=("window", "recording"), chosen=chosen, ax=axes,
     )
-    ax.set_title(f"{sensitive_name}: adaptive {attacker} attacker, other recordings")
+    who = "worst-case" if attacker == "worst" else attacker
+    fig.suptitle(f"{sensitive_name}: adaptive {who} attacker, other recordings")
     fig.tight_layout()
     fig.savefig(paths["plot"], dpi=120)
     plt.close(fig)
