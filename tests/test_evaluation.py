@@ -172,15 +172,25 @@ def test_privacy_utility_report_records():
     assert set(report["dataset"]) == {"synthetic"}
     per_protector = {
         "fit_seconds", "activity_macro_f1", "activity_macro_f1_raw_app", "mse", "snr_db",
-    } | {f"identity_{m}" for m in ("accuracy", "advantage")}
+    } | {f"identity_{m}" for m in (
+        "accuracy", "advantage", "balanced_accuracy", "roc_auc_ovr", "tpr_at_1pct_fpr")}
     for name in ("raw", "noise"):
         assert set(report.loc[report.protector == name, "metric"]) == per_protector
+    levels = {"window", "recording", "recording:vote", "recording:mean_proba",
+              "recording:log_proba"}
     attack = report[(report.metric == "identity_accuracy") & (report.attacker == "lr")]
     # protector x mode x level, for the attacker and again for the worst case
-    assert len(attack) == 2 * 2 * 2
-    assert len(report[report.metric == "identity_accuracy"]) == 2 * 2 * 2 * 2
+    assert len(attack) == 2 * 2 * len(levels)
+    assert len(report[report.metric == "identity_accuracy"]) == 2 * 2 * len(levels) * 2
     assert set(attack["mode"]) == {"adaptive", "static"}
-    assert set(attack["level"]) == {"window", "recording"}
+    assert set(attack["level"]) == levels
+    # The recording level repeats the pooling rule with the highest mean advantage.
+    for (protector, mode), cell in report[
+        (report.metric == "identity_advantage") & (report.attacker == "lr")
+    ].groupby(["protector", "mode"]):
+        rules = cell[cell.level.str.startswith("recording:")]
+        headline = cell.loc[cell.level == "recording", "value"].item()
+        assert headline == rules["value"].max()
     assert (attack["n_folds"] == 2).all()
     assert np.allclose(attack["chance"], 1 / 6)
     assert report.loc[report.metric == "identity_advantage", "chance"].isna().all()
@@ -398,8 +408,10 @@ def test_report_worst_case_rows_are_the_strongest_attacker_on_the_means():
     assert set(privacy["attacker"]) == {"constant", "lr", "worst"}
     keys = ["protector", "metric", "mode", "level"]
     table = privacy.pivot_table(index=keys, columns="attacker", values="value")
-    # One worst row per protector x metric (score, advantage) x mode x level.
-    assert len(table) == 2 * 2 * 2 * 2 and table["worst"].notna().all()
+    # One worst row per protector x figure x mode x level (window, recording, and the
+    # recording level of each pooling rule); ConstantClassifier has probabilities, so
+    # every figure and rule exists for both attackers.
+    assert len(table) == 2 * 5 * 2 * 5 and table["worst"].notna().all()
     advantage = table.xs("identity_advantage", level="metric")
     assert (advantage["constant"] <= 0.0 + 1e-12).all()  # a constant guess has no edge
     raw = advantage.xs("raw", level="protector")

@@ -79,16 +79,28 @@ def _fit_model(model, X, y, groups):
 
 
 def _attack_scores(fitted, X_test, s_test, groups_test, *, metric, pooling, levels):
-    """``{level: {"score", "chance", "advantage"}}`` of a fitted attacker on test windows.
+    """Every figure of a fitted attacker on (protected) test windows.
 
     The one place where the report turns a fitted attacker into figures: every privacy
-    row comes from here.
+    row comes from here. Returns ``(level, figure, value, chance)`` tuples, where
+    ``level`` is ``"window"`` or ``"recording:<rule>"`` for each recording-level pooling
+    rule (see :func:`~sklearn_privacy.metrics.attack_metrics`); the ``"recording"``
+    level, the rule that works best for the attacker, is chosen on the means over folds
+    by the caller.
     """
     # X_test is already protected: the scored "pipeline" is the identity.
     scorer = PrivacyScorer(mode="static", static_attacker=fitted, metric=metric,
                            pooling=pooling)
-    return scorer.evaluate(_IDENTITY, X_test, sensitive_features=s_test, groups=groups_test,
-                           levels=levels)
+    summary = scorer.evaluate(_IDENTITY, X_test, sensitive_features=s_test,
+                              groups=groups_test, levels=levels)
+    out = []
+    for level, result in summary.items():
+        for row in result["rows"]:
+            if row["pooling"] == "worst":
+                continue
+            key = level if row["pooling"] is None else f"{level}:{row['pooling']}"
+            out.append((key, row["metric"], row["value"], row["chance"]))
+    return out
 
 
 def _default_cnn(random_state):
@@ -129,20 +141,21 @@ def _n_splits(cv, X, y, groups):
         return None
 
 
-def _strongest(frame, by, higher, name):
-    """Rows of the model with the best mean ``by`` figure, renamed ``name``.
+def _strongest(frame, by, figures, *, key="attacker", rename):
+    """Rows of the candidate with the best mean ``by`` figure, relabelled.
 
-    ``frame`` holds the rows of one protector (and mode and level) of several models
-    (``attacker`` column); the model whose mean ``by`` row is highest wins, ties going
-    to the first model; all of its rows in ``higher`` are copied under ``name``.
+    ``frame`` holds the rows of several candidates told apart by the ``key`` column
+    (apps or attackers in ``attacker``; pooling rules in ``level``); the candidate
+    whose mean ``by`` row is highest wins, ties going to the first; all of its rows in
+    ``figures`` are copied with the columns in ``rename`` replaced.
     """
     ranked = frame[frame["metric"] == by]
     means = ranked["value"].astype(float)
     if means.isna().all():
         return []
-    winner = ranked.loc[means.idxmax(), "attacker"]
-    rows = frame[(frame["attacker"] == winner) & frame["metric"].isin(higher)]
-    return [dict(row, attacker=name) for row in rows.to_dict(orient="records")]
+    winner = ranked.loc[means.idxmax(), key]
+    rows = frame[(frame[key] == winner) & frame["metric"].isin(figures)]
+    return [dict(row, **rename) for row in rows.to_dict(orient="records")]
 
 
 def privacy_utility_report(
@@ -161,7 +174,7 @@ def privacy_utility_report(
     levels=("window", "recording"),
     sensitive_name="identity",
     metric="auto",
-    pooling="auto",
+    pooling="worst",
     distortion=True,
     dataset=None,
     random_state=None,
@@ -209,14 +222,21 @@ def privacy_utility_report(
     modes : tuple of {"adaptive", "static"}, default=("adaptive", "static")
         Attacker retrained on protected data, and attacker trained on raw data.
     levels : tuple of {"window", "recording"}, default=("window", "recording")
-        Attack single windows, and whole recordings (pooled log-probabilities).
+        Attack single windows, and whole recordings (see ``pooling``).
     sensitive_name : str, default="identity"
         Prefix of the privacy metric names (``identity_accuracy``,
         ``gender_balanced_accuracy``, ``identity_advantage``).
     metric : {"auto", "accuracy", "balanced_accuracy"}, default="auto"
         Attack score; ``"auto"`` is balanced accuracy for a binary attribute.
-    pooling : {"auto", "log_proba", "vote"}, default="auto"
-        Recording-level pooling (see :class:`~sklearn_privacy.metrics.PrivacyScorer`).
+    pooling : {"worst", "auto", "vote", "mean_proba", "log_proba"}, default="worst"
+        Recording-level pooling of the windows' outputs (see
+        :func:`~sklearn_privacy.metrics.pool_by_recording`). ``"worst"``: every rule
+        (majority vote, mean probability, summed log-probability; the last two for
+        attackers with probabilities), each reported at level ``"recording:<rule>"``,
+        and level ``"recording"`` holds the rule with the highest mean advantage for
+        that attacker. A single rule is reported at ``"recording:<rule>"`` and
+        ``"recording"``; ``"auto"`` is ``"log_proba"`` for attackers with
+        probabilities and ``"vote"`` otherwise.
     distortion : bool, default=True
         Also report ``mse`` and ``snr_db`` between raw and protected test windows
         (skipped for protectors that change the shape).
@@ -244,9 +264,12 @@ def privacy_utility_report(
         and metric, those of the app with the highest mean. ``fit_seconds``, ``mse``
         and ``snr_db`` have no app (None).
 
-        Privacy rows name their attacker; the rows named ``"worst"`` repeat, per
-        protector, mode and level, the score and advantage rows of the attacker with
-        the highest *mean* advantage (chosen on the means over folds, so that its score,
+        Privacy rows name their attacker. Besides the decision score and the advantage
+        they hold ``{sensitive_name}_balanced_accuracy`` (for accuracy-scored
+        attributes) and, for attackers with probabilities, ``_roc_auc_ovr`` and
+        ``_tpr_at_1pct_fpr`` (see :func:`~sklearn_privacy.metrics.attack_metrics`).
+        The rows named ``"worst"`` repeat, per protector, mode and level, all figures
+        of the attacker with the highest *mean* advantage (chosen on the means over folds, so that its score,
         advantage and spread are those of one real attacker, ties going to the first
         attacker). Write the report with ``write_benchmark_records(report, ...)``.
 
@@ -363,15 +386,12 @@ def privacy_utility_report(
                         model = static[att_name]
                     else:
                         model = _fit_model(attacker, Xp_tr, s[train], groups[train])
-                    scores = _attack_scores(
+                    for level, figure, value, chance in _attack_scores(
                         model, Xp_te, s[test], groups[test],
                         metric=resolved_metric, pooling=pooling, levels=levels,
-                    )
-                    for level, result in scores.items():
-                        add((name, score_name, att_name, mode, level),
-                            result["score"], result["chance"])
-                        add((name, advantage_name, att_name, mode, level),
-                            result["advantage"])
+                    ):
+                        add((name, f"{sensitive_name}_{figure}", att_name, mode, level),
+                            value, None if figure == "advantage" else chance)
     progress.finish()
 
     rows = []
@@ -385,16 +405,31 @@ def privacy_utility_report(
                 chance=np.mean(chances) if chances else None,
             ))
     frame = pd.DataFrame(rows, columns=RECORD_KEYS)
+    attack_figures = [
+        metric_name for metric_name in frame["metric"].unique()
+        if metric_name.startswith(f"{sensitive_name}_")
+    ]
+
+    # -- recording level: the pooling rule that works best for each attacker -------
+    pooled = frame["level"].astype(str).str.startswith("recording:")
+    best_rule = []
+    for _, cell in frame[pooled].groupby(["protector", "attacker", "mode"], sort=False):
+        best_rule += _strongest(cell, advantage_name, attack_figures, key="level",
+                                rename={"level": "recording"})
+    if best_rule:
+        frame = pd.concat([frame, pd.DataFrame(best_rule, columns=RECORD_KEYS)],
+                          ignore_index=True)
 
     # -- headline rows: the strongest app, the strongest attacker ----------------
     headline = []
     for _, part in frame.groupby("protector", sort=False):
         for utility_metric in ("activity_macro_f1", "activity_macro_f1_raw_app"):
-            headline += _strongest(part, utility_metric, [utility_metric], BEST_APP)
-        attacks = part[part["metric"].isin([score_name, advantage_name])]
+            headline += _strongest(part, utility_metric, [utility_metric],
+                                   rename={"attacker": BEST_APP})
+        attacks = part[part["metric"].isin(attack_figures)]
         for _, cell in attacks.groupby(["mode", "level"], sort=False):
-            headline += _strongest(cell, advantage_name, [score_name, advantage_name],
-                                   WORST_ATTACKER)
+            headline += _strongest(cell, advantage_name, attack_figures,
+                                   rename={"attacker": WORST_ATTACKER})
     if headline:
         frame = pd.concat([frame, pd.DataFrame(headline, columns=RECORD_KEYS)],
                           ignore_index=True)
