@@ -65,7 +65,7 @@ def _estimator_path(estimator):
 
 
 def _library_class(path, base, what):
-    """Resolve ``path`` to a class of sklearn-privacy (or skorch's NeuralNet) deriving from ``base``.
+    """Resolve ``path`` to a class of sklearn-privacy (or skorch's net) deriving from ``base``.
 
     Only modules of sklearn-privacy are imported (their code is the library's own) and the
     class must be defined where the path says, so a path cannot reach another object.
@@ -443,8 +443,8 @@ def load_protector(path):
     ------
     ValueError
         If the file is not a protector file (for instance a pickle), was written with
-        another format version, has been altered since it was written (checksums), or
-        names a class that is not allowed.
+        another format version, has been altered since it was written (checksums), is
+        malformed, or names a class that is not allowed.
     FileNotFoundError
         If ``path`` does not exist.
 
@@ -457,6 +457,12 @@ def load_protector(path):
     See Also
     --------
     save_protector : Write such a file.
+
+    Notes
+    -----
+    The checksums catch corrupted files and edits that did not update them, not a
+    deliberate forgery; what makes a hostile file harmless is that nothing in it is
+    executed: at worst it describes a different protector made of allowed classes.
     """
     from . import __version__
 
@@ -477,6 +483,13 @@ def load_protector(path):
             arrays = {key: npz[key] for key in npz.files}
         document = json.loads(members[_ESTIMATOR])
     except (KeyError, ValueError, OSError) as exc:
-        raise ValueError(f"{path}: the stored arrays or parameters are unreadable ({exc}).") from exc
+        raise ValueError(
+            f"{path}: the stored arrays or parameters are unreadable ({exc})."
+        ) from exc
     weights = {name: data for name, data in members.items() if name.startswith("weights-")}
-    return _Reader(arrays, weights).estimator(document)
+    try:
+        return _Reader(arrays, weights).estimator(document)
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: the stored protector is malformed ({type(exc).__name__}: {exc})."
+        ) from exc

@@ -61,3 +61,22 @@ def test_protect_errors(files, tmp_path, capsys):
     np.save(tmp_path / "short.npy", X[:, :20])
     assert main(["protect", str(model), str(tmp_path / "short.npy"), str(target)]) == 2
     assert "sklearn-privacy: error:" in capsys.readouterr().err
+
+
+def test_protect_help_does_not_import_torch():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys\nfrom sklearn_privacy.cli import main\n"
+        "try:\n    main(['protect', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY=' + ','.join(m for m in ('torch', 'pandas') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--chunk-size" in result.stdout
+    assert result.stdout.rstrip().endswith("HEAVY=")

@@ -225,3 +225,15 @@ def test_missing_file_and_non_archive(tmp_path):
     bad.write_text("hello")
     with pytest.raises(ValueError, match="not a zip archive"):
         load_protector(bad)
+
+
+def test_malformed_document_is_a_clear_error(tmp_path):
+    path = save_protector(SSASmoother().fit(X), tmp_path / "p.skp")
+
+    def break_params(doc):
+        doc["params"] = ["not", "a", "mapping"]
+        return doc
+
+    _rewrite(path, estimator=break_params)
+    with pytest.raises(ValueError, match="malformed"):
+        load_protector(path)
