@@ -13,6 +13,7 @@ draws its noise per call, so its output differs unless ``noise_random_state`` is
 and even then each chunk repeats the same noise sequence).
 """
 
+import mmap
 import numbers
 from pathlib import Path
 
@@ -54,6 +55,33 @@ def _transform_block(protector, block):
     return out
 
 
+def _release_rows(array, start, stop):
+    """Unmap rows ``[start, stop)`` of a memory-mapped array from this process.
+
+    Pages of a memory map that were read or written stay in the process's resident memory
+    until unmapped, so streaming a large ``.npy`` file through a memory map would grow it
+    to the file's size. Written pages are flushed to the file first; the data stay in the
+    file (and the page cache). Anything but a C-contiguous ``numpy.memmap`` that owns its
+    mapping is left alone.
+    """
+    mapping = getattr(array, "base", None)
+    if (
+        not isinstance(mapping, mmap.mmap) or stop <= start
+        or not hasattr(mmap, "MADV_DONTNEED") or not array.flags.c_contiguous
+    ):
+        return
+    origin = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    first = array[start:stop].ctypes.data - origin
+    end = first + (stop - start) * array[0].nbytes
+    first -= first % mmap.PAGESIZE
+    try:
+        if array.flags.writeable:
+            mapping.flush(first, end - first)
+        mapping.madvise(mmap.MADV_DONTNEED, first, end - first)
+    except (OSError, ValueError):  # pragma: no cover - platform without these calls
+        pass
+
+
 def _probe(protector, X):
     """Shape (after the first axis) and dtype of the protector's output on ``X``'s windows."""
     sample = np.asarray(X[:1]) if X.shape[0] else np.zeros((1, *X.shape[1:]), dtype=X.dtype)
@@ -65,7 +93,9 @@ def chunked_transform(protector, X, output=None, *, chunk_size=4096, verbose=Fal
     """Transform ``X`` chunk by chunk with a fitted protector, in bounded memory.
 
     Only one chunk of ``X`` and of the output is in memory at a time when ``X`` is
-    memory-mapped (``np.load(path, mmap_mode="r")``) and ``output`` is a path.
+    memory-mapped (``np.load(path, mmap_mode="r")``) and ``output`` is a path: the pages
+    of both files are unmapped from the process once their chunk is done, so its resident
+    memory does not grow with the size of the files.
 
     Parameters
     ----------
@@ -136,6 +166,8 @@ def chunked_transform(protector, X, output=None, *, chunk_size=4096, verbose=Fal
                     f"and {tail} for another."
                 )
             result[start:stop] = out
+            _release_rows(X, start, stop)
+            _release_rows(result, start, stop)
             bar.update(stop - start)
     if output is None:
         return result
