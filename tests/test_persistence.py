@@ -40,8 +40,20 @@ def _rae():
     ).fit(X, Y)
 
 
+def _anonymizer_two_attributes():
+    # string labels held in object arrays, two sensitive columns, the hard task bottleneck
+    labels = np.array(["sit", "walk", "run"], dtype=object)[Y]
+    sensitive = np.column_stack([S, np.random.RandomState(1).randint(0, 3, len(S))])
+    return MotionAnonymizer(
+        n_filters=2, classifier_filters=2, n_rounds=1, classifier_epochs=1,
+        anonymizer_epochs=1, batch_size=32, task_bottleneck="hard", device="cpu",
+        random_state=0,
+    ).fit(X, labels, sensitive_features=sensitive)
+
+
 FITTED = {
     "MotionAnonymizer": _anonymizer,
+    "MotionAnonymizer-two-attributes": _anonymizer_two_attributes,
     "ReplacementAutoEncoder": _rae,
     "Downsampler": lambda: Downsampler(target_rate=10).fit(X),
     "Downsampler-short": lambda: Downsampler(target_rate=10, restore_length=False).fit(X),
@@ -71,6 +83,12 @@ def _rewrite(path, *, manifest=None, estimator=None, members=None, fix_checksums
         archive.writestr("manifest.json", json.dumps(man))
         for name, data in parts.items():
             archive.writestr(name, data)
+
+
+def test_every_motion_protector_is_covered():
+    from sklearn_privacy import motion
+
+    assert {name.split("-")[0] for name in FITTED} >= set(motion.__all__)
 
 
 @pytest.mark.parametrize("name", list(FITTED))
