@@ -8,9 +8,11 @@
 
 Both feed each chunk to the protector's ``transform`` as it is: the result equals the
 in-memory ``transform`` whenever the protector transforms each window independently of
-the others (every motion protector does; a :class:`~sklearn_privacy.motion.GaussianNoise`
-draws its noise per call, so its output differs unless ``noise_random_state`` is set,
-and even then each chunk repeats the same noise sequence).
+the others (every motion protector does). :class:`~sklearn_privacy.motion.GaussianNoise`
+draws its noise per call, that is per chunk: with ``noise_random_state=None`` (fresh
+noise, the safe choice here) the output differs from the in-memory one only by the draw;
+with a fixed ``noise_random_state`` every chunk of the same size repeats the same noise,
+which an attacker could average out.
 """
 
 import mmap
@@ -132,6 +134,13 @@ def chunked_transform(protector, X, output=None, *, chunk_size=4096, verbose=Fal
     --------
     dask_transform : The same on a Dask array, for a cluster.
 
+    Notes
+    -----
+    The output equals ``protector.transform(X)`` when the protector protects each window
+    on its own, which every motion protector does, except that
+    :class:`~sklearn_privacy.motion.GaussianNoise` draws its noise per chunk (keep its
+    ``noise_random_state=None`` so that chunks do not repeat the same noise).
+
     Examples
     --------
     >>> import numpy as np
@@ -211,6 +220,11 @@ def dask_transform(protector, X):
     See Also
     --------
     chunked_transform : The same on a numpy array or a ``.npy`` memory map.
+
+    Notes
+    -----
+    As for :func:`chunked_transform`, :class:`~sklearn_privacy.motion.GaussianNoise`
+    draws its noise per chunk: keep its ``noise_random_state=None``.
 
     Examples
     --------
