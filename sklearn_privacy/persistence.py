@@ -489,7 +489,7 @@ def load_protector(path):
     weights = {name: data for name, data in members.items() if name.startswith("weights-")}
     try:
         return _Reader(arrays, weights).estimator(document)
-    except (AttributeError, KeyError, TypeError) as exc:
+    except (AttributeError, KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(
             f"{path}: the stored protector is malformed ({type(exc).__name__}: {exc})."
         ) from exc

@@ -255,3 +255,12 @@ def test_malformed_document_is_a_clear_error(tmp_path):
     _rewrite(path, estimator=break_params)
     with pytest.raises(ValueError, match="malformed"):
         load_protector(path)
+
+    def bad_device(doc):
+        doc["state"]["device_"] = {"__device__": "not-a-device"}
+        return doc
+
+    path = save_protector(SSASmoother().fit(X), tmp_path / "q.skp")
+    _rewrite(path, estimator=bad_device)
+    with pytest.raises(ValueError, match="malformed"):
+        load_protector(path)
