@@ -5,6 +5,10 @@ data (HAPT), measures utility (activity macro-F1 on people the app never saw) an
 (identity accuracy of adaptive and static attackers on other recordings of the same
 people, per window and per recording), prints a table and writes ``report.json``,
 ``report.md`` and ``frontier.png`` to the output folder.
+
+``sklearn-privacy protect MODEL INPUT OUTPUT`` applies a protector saved with
+:func:`~sklearn_privacy.persistence.save_protector` to the windows of a ``.npy`` file,
+chunk by chunk, and writes the protected windows to another ``.npy`` file.
 """
 
 import argparse
@@ -25,6 +29,14 @@ _MOTION_DESCRIPTION = (
     "adaptive and static attackers on other recordings of the same people, per window and "
     "per recording), print a table and write report.json, report.md and frontier.png to "
     "the output folder."
+)
+
+
+_PROTECT_DESCRIPTION = (
+    "Load a protector saved with save_protector (no code from the file is run), stream "
+    "the windows of INPUT (.npy) through it a chunk at a time and write the protected "
+    "windows to OUTPUT (.npy), with a progress bar. Memory use is bounded by the chunk "
+    "size, so INPUT may be larger than memory."
 )
 
 
@@ -86,6 +98,25 @@ def _parser():
                         help="folder for report.json, report.md and frontier.png "
                              "(default: %(default)s)")
     motion.add_argument("--quiet", action="store_true", help="no progress output")
+
+    protect = commands.add_parser(
+        "protect",
+        help="apply a saved protector to windows in a .npy file, chunk by chunk",
+        description=_PROTECT_DESCRIPTION,
+        formatter_class=_HelpFormatter,
+    )
+    protect.add_argument("model", metavar="MODEL",
+                         help="protector file written by sklearn_privacy.persistence."
+                              "save_protector")
+    protect.add_argument("input", metavar="INPUT",
+                         help=".npy file of windows (n_windows, n_timestamps, n_channels), "
+                              "read as a memory map")
+    protect.add_argument("output", metavar="OUTPUT",
+                         help=".npy file to write the protected windows to (overwritten)")
+    protect.add_argument("--chunk-size", type=int, default=4096,
+                         help="windows read, protected and written at a time; bounds the "
+                              "memory used (default: %(default)s)")
+    protect.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
 
@@ -136,6 +167,36 @@ def _evaluate_motion(args):
     return 0
 
 
+def _protect(args):
+    from pathlib import Path
+
+    import numpy as np
+
+    from .persistence import load_protector
+    from .utils import chunked_transform
+
+    source, target = Path(args.input), Path(args.output)
+    if not source.is_file():
+        raise FileNotFoundError(f"No input file at {source}.")
+    if target.exists() and target.resolve() == source.resolve():
+        raise ValueError("OUTPUT must differ from INPUT: the input is read while the output "
+                         "is written.")
+    if args.chunk_size < 1:
+        raise ValueError(f"--chunk-size must be a positive integer; got {args.chunk_size}.")
+    start = time.perf_counter()
+    protector = load_protector(args.model)
+    try:
+        X = np.load(source, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{source} is not a .npy array file ({exc}).") from exc
+    out = chunked_transform(protector, X, target, chunk_size=args.chunk_size,
+                            verbose=not args.quiet)
+    if not args.quiet:
+        print(f"wrote {target}: {out.shape[0]} windows of shape {out.shape[1:]} "
+              f"({out.dtype}) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def main(argv=None):
     """Entry point of the ``sklearn-privacy`` command.
 
@@ -153,6 +214,8 @@ def main(argv=None):
     try:
         if args.command == "evaluate" and args.kind == "motion":
             return _evaluate_motion(args)
+        if args.command == "protect":
+            return _protect(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"sklearn-privacy: error: {exc}", file=sys.stderr)
         return 2

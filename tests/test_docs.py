@@ -48,7 +48,8 @@ def test_cli_page_documents_every_option():
     parser = _parser()
     commands = parser._subparsers._group_actions[0].choices
     motion = commands["evaluate"]._subparsers._group_actions[0].choices["motion"]
-    options = {option for action in parser._actions + motion._actions
+    protect = commands["protect"]
+    options = {option for action in parser._actions + motion._actions + protect._actions
                for option in action.option_strings
                if option.startswith("--") and option != "--help"}
     assert options == documented

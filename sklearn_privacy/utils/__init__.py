@@ -1,5 +1,6 @@
-"""Utilities: input validation, torch helpers, estimator checks."""
+"""Utilities: input validation, chunked transforms, torch helpers, estimator checks."""
 
+from .chunked import chunked_transform, dask_transform
 from .validation import check_images, check_motion_windows
 
-__all__ = ["check_images", "check_motion_windows"]
+__all__ = ["check_images", "check_motion_windows", "chunked_transform", "dask_transform"]
