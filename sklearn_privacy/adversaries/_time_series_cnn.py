@@ -68,7 +68,7 @@ class TimeSeriesCNNClassifier(BaseTorchClassifier):
         Dropout before the linear layer (and after each block of ``"plain"``).
     max_epochs : int, default=30
         Largest number of passes over the training data.
-    lr : float, default=1e-3
+    lr : float, default=3e-3
         AdamW's (initial) learning rate.
     lr_schedule : {"cosine", "constant"}, default="cosine"
         ``"cosine"``: the learning rate decays from ``lr`` towards 0 along a half
@@ -195,7 +195,7 @@ class TimeSeriesCNNClassifier(BaseTorchClassifier):
         n_blocks=None,
         dropout=0.3,
         max_epochs=30,
-        lr=1e-3,
+        lr=3e-3,
         lr_schedule="cosine",
         batch_size=128,
         weight_decay=1e-4,
@@ -301,5 +301,7 @@ register_estimator_check_config(
         "batch_size": 64,
         "early_stopping": False,
         "dropout": 0.0,
+        # scikit-learn's checks feed tabular blobs: nothing to augment there.
+        "augment": False,
     },
 )

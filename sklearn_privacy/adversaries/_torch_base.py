@@ -148,8 +148,9 @@ class BaseTorchClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator, meta
             callbacks.append(("early_stopping", early))
         else:
             train_data, train_split = full, None
-        if getattr(self, "lr_schedule", None) == "cosine":
-            # Cosine decay from lr towards 0 over max_epochs, stepped once per epoch.
+        # Subclasses with an ``lr_schedule`` parameter may ask for a cosine decay from
+        # lr towards 0 over max_epochs, stepped once per epoch.
+        if getattr(self, "lr_schedule", "constant") == "cosine":
             callbacks.append(("lr_scheduler", LRScheduler(
                 policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs,
             )))
