@@ -13,7 +13,7 @@ from ..utils.validation import validate_motion_windows
 
 __all__ = ["TimeSeriesCNNClassifier"]
 
-ARCH_DEFAULT = "resnet"
+_DEFAULT_ARCHITECTURE = "resnet"
 # Kernel length of each architecture when kernel_size is None: the plain blocks'
 # convolutions, ResNet's longest (8, 5, 3 as in the paper), InceptionTime's longest
 # (39, 19, 9).
@@ -189,7 +189,7 @@ class TimeSeriesCNNClassifier(BaseTorchClassifier):
     def __init__(
         self,
         *,
-        architecture=ARCH_DEFAULT,
+        architecture=_DEFAULT_ARCHITECTURE,
         n_filters=64,
         kernel_size=None,
         n_blocks=None,

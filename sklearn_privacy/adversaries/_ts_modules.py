@@ -32,17 +32,11 @@ __all__ = [
     "ResNetTS",
     "TimeSeriesNet",
     "augment_windows",
-    "default_n_blocks",
 ]
 
 #: Architectures of :class:`TimeSeriesNet`, with their default number of blocks
 #: (plain blocks, residual blocks, inception modules).
 ARCHITECTURES = {"plain": 3, "resnet": 3, "inception": 6}
-
-
-def default_n_blocks(architecture):
-    """The number of blocks ``architecture`` uses when ``n_blocks`` is None."""
-    return ARCHITECTURES[architecture]
 
 
 def augment_windows(x, *, scale=0.1, jitter=0.05, shift=True):
