@@ -1,6 +1,7 @@
 """Attackers: the models a protector must defeat.
 
-- :class:`TimeSeriesCNNClassifier`: a skorch-trained 1-D CNN on motion windows.
+- :class:`TimeSeriesCNNClassifier`: a skorch-trained deep time-series classifier of
+  motion windows (ResNet, InceptionTime or a plain CNN), with training augmentation.
 - :class:`MotionFeatures` + :func:`make_feature_attacker`: hand-crafted motion features
   and gradient boosting, a second, unrelated attacker family.
 - :class:`ImageCNNClassifier`: a small image CNN that owns its preprocessing, so image
