@@ -341,3 +341,13 @@ def test_bring_your_own_model_example_runs_offline(capsys):
     out = capsys.readouterr().out
     assert "class hidden (top-1) for" in out
     assert "still in training mode: True" in out
+
+
+def test_wrapper_with_preprocess_module_pickles():
+    import pickle
+
+    clf = ImageClassifier(_net(), input_size=12, preprocess=_Normalize(), device="cpu")
+    images = torch.rand(3, 3, 16, 16)
+    restored = pickle.loads(pickle.dumps(clf))
+    assert isinstance(restored.preprocess_fn, _Normalize)
+    torch.testing.assert_close(restored.logits(images), clf.logits(images))
