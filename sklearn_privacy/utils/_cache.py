@@ -38,7 +38,8 @@ def get_cache_dir(cache_dir=None):
     '/tmp/models'
     """
     if cache_dir is None:
-        cache_dir = os.environ.get("SKLEARN_PRIVACY_CACHE") or Path("~") / ".cache" / "sklearn-privacy"
+        cache_dir = (os.environ.get("SKLEARN_PRIVACY_CACHE")
+                     or Path("~") / ".cache" / "sklearn-privacy")
     return Path(cache_dir).expanduser()
 
 
