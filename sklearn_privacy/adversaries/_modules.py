@@ -12,6 +12,7 @@ from torch import nn
 
 __all__ = [
     "ClassWeightedCrossEntropy",
+    "IMAGE_ARCHITECTURES",
     "ImageCNN",
     "Standardize",
     "TimeSeriesCNN",
@@ -51,16 +52,20 @@ class ClassWeightedCrossEntropy(nn.Module):
     ----------
     weight : tensor of shape (n_classes,) or None
         ``None`` gives the plain mean cross-entropy.
+    label_smoothing : float in [0, 1), default=0.0
+        Share of the target mass spread uniformly over all classes.
     """
 
-    def __init__(self, weight=None):
+    def __init__(self, weight=None, label_smoothing=0.0):
         super().__init__()
+        self.label_smoothing = float(label_smoothing)
         self.register_buffer(
             "weight", None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
         )
 
     def forward(self, logits, target):
-        loss = F.cross_entropy(logits, target, reduction="none")
+        loss = F.cross_entropy(logits, target, reduction="none",
+                               label_smoothing=self.label_smoothing)
         if self.weight is not None:
             loss = loss * self.weight[target]
         return loss.mean()
@@ -124,12 +129,35 @@ def resize_images(x, size):
                          antialias=True)
 
 
-def random_flip_crop(x, pad):
-    """Random horizontal flip and random ``pad``-pixel translation crop, per image.
+def random_flip_crop(x, pad, cutout=0):
+    """Random horizontal flip, ``pad``-pixel translation crop and cutout, per image.
 
-    Vectorised over the batch: each image gets its own flip and crop offsets from
-    torch's generator (seeded by the estimator's ``random_state``).
+    Vectorised over the batch: each image gets its own flip, crop offsets and cutout
+    position from torch's generator (seeded by the estimator's ``random_state``).
+    ``cutout > 0`` then sets a ``cutout x cutout`` square (clipped at the borders,
+    centred anywhere in the image) to the image's mean colour.
     """
+    x = _flip_crop(x, pad)
+    if cutout > 0:
+        x = _cutout(x, cutout)
+    return x
+
+
+def _cutout(x, size):
+    n, _, h, w = x.shape
+    dev = x.device
+    cy = torch.randint(0, h, (n,), device=dev)
+    cx = torch.randint(0, w, (n,), device=dev)
+    rows = torch.arange(h, device=dev)[None, :]
+    cols = torch.arange(w, device=dev)[None, :]
+    in_rows = (rows >= (cy - size // 2)[:, None]) & (rows < (cy - size // 2 + size)[:, None])
+    in_cols = (cols >= (cx - size // 2)[:, None]) & (cols < (cx - size // 2 + size)[:, None])
+    mask = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]  # (n, 1, h, w)
+    fill = x.mean(dim=(-2, -1), keepdim=True)
+    return torch.where(mask, fill, x)
+
+
+def _flip_crop(x, pad):
     n, _, h, w = x.shape
     dev = x.device
     flip = torch.rand(n, device=dev) < 0.5
@@ -177,6 +205,21 @@ class _BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x), inplace=True)
 
 
+class _Residual(nn.Module):
+    """``x + f(x)``."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+#: Architectures of :class:`ImageCNN` (``architecture`` parameter).
+IMAGE_ARCHITECTURES = ("small", "wide", "resnet", "resnet9", "resnet20")
+
+
 def _image_body(architecture, n_filters):
     """Return ``(feature extractor, number of output channels)``."""
     nf = n_filters
@@ -198,6 +241,32 @@ def _image_body(architecture, n_filters):
             layers.append(nn.MaxPool2d(2))
             in_ch = out_ch
         return nn.Sequential(*layers), in_ch
+    if architecture == "resnet9":
+        # The fast "ResNet-9" of the DAWNBench CIFAR-10 entries: a stem, then three
+        # stages (conv-BN-ReLU + max-pool), the first and last followed by a residual
+        # pair of conv-BN-ReLU; widths nf, 2nf, 4nf, 8nf.
+        layers = _conv_bn_relu(3, nf, 3)
+        in_ch = nf
+        for i, residual in enumerate((True, False, True)):
+            out_ch = nf * 2 ** (i + 1)
+            layers += _conv_bn_relu(in_ch, out_ch, 3) + [nn.MaxPool2d(2)]
+            if residual:
+                layers.append(_Residual(nn.Sequential(
+                    *_conv_bn_relu(out_ch, out_ch, 3), *_conv_bn_relu(out_ch, out_ch, 3)
+                )))
+            in_ch = out_ch
+        return nn.Sequential(*layers), in_ch
+    if architecture == "resnet20":
+        # He et al.'s CIFAR ResNet-20: a stem + three stages of three basic blocks
+        # (strides 1, 2, 2); widths nf, 2nf, 4nf (the paper's nf is 16).
+        layers = _conv_bn_relu(3, nf, 3)
+        in_ch = nf
+        for i in range(3):
+            out_ch = nf * 2**i
+            for j in range(3):
+                layers.append(_BasicBlock(in_ch, out_ch, 2 if (i > 0 and j == 0) else 1))
+                in_ch = out_ch
+        return nn.Sequential(*layers), in_ch
     if architecture == "resnet":
         # A ResNet-8-like net: stem + three basic blocks (strides 1, 2, 2).
         layers = _conv_bn_relu(3, nf, 3)
@@ -214,27 +283,32 @@ class ImageCNN(nn.Module):
     """Small image CNN that owns its preprocessing.
 
     Input: float images ``(N, 3, H, W)`` in [0, 1], any ``H, W``. They are resized to
-    ``input_size`` (bilinear, antialiased), randomly flipped and translated while
-    training when ``augment`` is set, standardised per channel with the training
-    statistics, then classified. Output: ``(N, n_classes)`` logits.
+    ``input_size`` (bilinear, antialiased), randomly flipped, translated and (with
+    ``cutout``) partly masked while training when ``augment`` is set, standardised per
+    channel with the training statistics, then classified. Augmentation happens only in
+    training mode: in eval mode the module is deterministic. Output: ``(N, n_classes)``
+    logits.
 
     Parameters
     ----------
     n_classes : int
-    architecture : {"small", "wide", "resnet"}
+    architecture : {"small", "wide", "resnet", "resnet9", "resnet20"}
     n_filters : int
     input_size : int
     dropout : float
     mean, std : array-like of shape (3,)
         Per-channel statistics of the resized training images.
     augment : bool
+    cutout : int, default=0
+        Side of the cutout square while augmenting (0: none).
     """
 
     def __init__(self, n_classes, *, architecture, n_filters, input_size, dropout, mean,
-                 std, augment):
+                 std, augment, cutout=0):
         super().__init__()
         self.input_size = int(input_size)
         self.augment = bool(augment)
+        self.cutout = int(cutout)
         self.standardize = Standardize(
             torch.as_tensor(mean).reshape(1, 3, 1, 1), torch.as_tensor(std).reshape(1, 3, 1, 1)
         )
@@ -244,6 +318,6 @@ class ImageCNN(nn.Module):
     def forward(self, x):
         x = resize_images(x, self.input_size)
         if self.training and self.augment:
-            x = random_flip_crop(x, max(1, self.input_size // 8))
+            x = random_flip_crop(x, max(1, self.input_size // 8), self.cutout)
         x = self.features(self.standardize(x))
         return self.head(x.mean(dim=(-2, -1)))

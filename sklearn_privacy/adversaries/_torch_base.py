@@ -90,6 +90,15 @@ class BaseTorchClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator, meta
     def _batch_to_tensor(self, X_batch):
         """Convert a validated numpy batch to the module's input tensor (on CPU)."""
 
+    def _training_options(self, options, n_batches):
+        """Adjust the skorch criterion/optimizer ``options`` in place (hook).
+
+        ``n_batches`` is the number of training batches per epoch. Returns extra
+        ``(name, callback)`` pairs (e.g. a learning-rate scheduler); the default keeps
+        AdamW and plain cross-entropy and adds none.
+        """
+        return []
+
     # -- fitting -----------------------------------------------------------------------
     def _fit(self, X, y, groups):
         name = type(self).__name__
@@ -158,21 +167,26 @@ class BaseTorchClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator, meta
         callbacks.append(("progress", EpochProgress(bar)))
 
         n_train = len(train_data)
+        drop_last = bool(n_train > self.batch_size and n_train % self.batch_size == 1)
+        options = {
+            "criterion": ClassWeightedCrossEntropy,
+            "criterion__weight": weight,
+            "optimizer": torch.optim.AdamW,
+            "optimizer__weight_decay": self.weight_decay,
+        }
+        n_batches = n_train // self.batch_size if drop_last else -(-n_train // self.batch_size)
+        extra_callbacks = self._training_options(options, n_batches)
         net = NeuralNetClassifier(
             module,
-            criterion=ClassWeightedCrossEntropy,
-            criterion__weight=weight,
-            optimizer=torch.optim.AdamW,
-            optimizer__weight_decay=self.weight_decay,
+            **options,
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             train_split=train_split,
             iterator_train__shuffle=True,
             # A last batch of one sample would break batch norm on short inputs.
-            iterator_train__drop_last=bool(n_train > self.batch_size
-                                           and n_train % self.batch_size == 1),
-            callbacks=callbacks,
+            iterator_train__drop_last=drop_last,
+            callbacks=list(extra_callbacks) + callbacks,
             classes=np.arange(n_classes),
             device=self.device_,
             verbose=0,

@@ -86,6 +86,14 @@ def _module_device(module):
     return None
 
 
+def _on_device(module, device):
+    """``module`` itself when it is on ``device``, else a copy moved there."""
+    current = _module_device(module)
+    if current is not None and current != torch.device(device):
+        module = copy.deepcopy(module).to(device)
+    return module
+
+
 @contextmanager
 def _eval_mode(module):
     """Run ``module`` in eval mode and give it back in the mode it had."""
@@ -111,19 +119,31 @@ class ImageClassifier(TorchPickleMixin):
     """A classifier of images bundled with its deployment preprocessing.
 
     Protectors attack the classifier through this wrapper: images (floats in [0, 1]) are
-    resized to ``input_size`` and normalised with ``mean``/``std`` exactly as in
-    deployment, so the success measured while protecting is the success the deployed
-    classifier shows on the saved images.
+    resized to ``input_size``, passed through ``preprocess`` and normalised with
+    ``mean``/``std`` exactly as in deployment, so the success measured while protecting
+    is the success the deployed classifier shows on the saved images.
 
     This is a plain wrapper around a *ready* model, not an estimator: protectors build it
     in ``fit`` (training a surrogate first when they are given an unfitted one).
+
+    **Bringing your own model.** Any torch image classifier works, e.g. a torchvision or
+    timm network with pretrained weights: give the module and its preprocessing, either
+    as ``input_size`` + ``mean`` + ``std`` (ImageNet models: ``input_size=224`` and the
+    ImageNet statistics), or as a ``preprocess`` callable (a torch module or function
+    on channels-first float tensors, such as a model's own normalisation layer). The
+    wrapper feeds the model channels-first float tensors ``(N, 3, H, W)`` of the
+    model's parameter dtype on ``device``, always in eval mode (batch norm and dropout
+    frozen; the caller's module gets its mode back), and reads logits from a tensor, a
+    ``{"out": ...}`` dict or an object with a ``logits`` attribute. Every step is
+    differentiable, so gradient attacks (P-FGSM, EdgeFool) differentiate through the
+    whole preprocessing. Only images of 3 channels (RGB) are supported.
 
     Parameters
     ----------
     classifier : object
         One of
 
-        - a torch :class:`~torch.nn.Module` mapping *normalised* images
+        - a torch :class:`~torch.nn.Module` mapping *preprocessed* images
           ``(N, 3, input_size)`` to logits ``(N, n_classes)`` (white-box);
         - a fitted skorch net whose ``module_`` does the same (white-box; its
           ``classes_`` name the outputs when present);
@@ -133,10 +153,16 @@ class ImageClassifier(TorchPickleMixin):
           and normalisation included (white-box; ``mean`` and ``std`` must be ``None``);
         - any fitted scikit-learn classifier with ``predict`` taking images
           ``(n, H, W, 3)`` as float32 in [0, 1] (black-box: hard labels only, enough for
-          :class:`ColorFool`; ``mean`` and ``std`` must be ``None``).
+          :class:`ColorFool`; ``mean``, ``std`` and ``preprocess`` must be ``None``).
     input_size : int or (height, width), default=None
         Size the images are resized to before the model; ``None`` feeds them at their
         own size. Resizing is bilinear and differentiable.
+    preprocess : callable or torch.nn.Module, default=None
+        Applied after the resize and before ``mean``/``std``: maps a float tensor
+        ``(N, 3, H, W)`` in [0, 1] to the model's input, differentiably (torch
+        operations only, no PIL or numpy). A module is copied to ``device`` when it
+        sits elsewhere and run in eval mode. Only for the white-box kinds (a torch
+        module or skorch net).
     mean, std : sequence of 3 floats, default=None
         Per-channel normalisation ``(x - mean) / std`` applied after resizing
         (e.g. ImageNet's ``(0.485, 0.456, 0.406)``, ``(0.229, 0.224, 0.225)``).
@@ -163,6 +189,9 @@ class ImageClassifier(TorchPickleMixin):
         are class indices.
     input_size_ : tuple of int or None
         The validated ``input_size``.
+    preprocess_fn : callable or None
+        The ``preprocess`` argument (the name ``preprocess`` is the method applying
+        the whole preprocessing).
     device_ : str
         The resolved device.
 
@@ -178,13 +207,14 @@ class ImageClassifier(TorchPickleMixin):
     """
 
     # Saved with torch.save and loaded on the CPU when CUDA is gone (TorchPickleMixin).
-    _torch_attributes = ("classifier",)
+    _torch_attributes = ("classifier", "preprocess_fn")
 
     def __init__(
         self,
         classifier,
         *,
         input_size=None,
+        preprocess=None,
         mean=None,
         std=None,
         device="auto",
@@ -193,6 +223,7 @@ class ImageClassifier(TorchPickleMixin):
     ):
         self.classifier = classifier
         self.input_size = input_size
+        self.preprocess_fn = preprocess
         self.mean = mean
         self.std = std
         self.device = device
@@ -204,6 +235,7 @@ class ImageClassifier(TorchPickleMixin):
     def _settings(self):
         return {
             "input_size": self.input_size,
+            "preprocess": self.preprocess_fn,
             "mean": self.mean,
             "std": self.std,
             "batch_size": self.batch_size,
@@ -237,10 +269,11 @@ class ImageClassifier(TorchPickleMixin):
                 self.kind = "torch_model"
             else:
                 self.kind = "black_box"
-            if self._mean is not None or self._std is not None:
+            if self._mean is not None or self._std is not None or self.preprocess_fn is not None:
                 raise ValueError(
-                    f"mean/std must be None for a {type(clf).__name__}: it normalises its "
-                    "input itself."
+                    f"mean/std/preprocess must be None for a {type(clf).__name__}: it "
+                    "preprocesses its input itself (wrap its torch module instead to "
+                    "add preprocessing)."
                 )
             self.classes_ = getattr(clf, "classes_", None) if self.kind != "unfitted" else None
             if self.kind == "torch_model":
@@ -258,11 +291,22 @@ class ImageClassifier(TorchPickleMixin):
             )
         if self.classes_ is not None:
             self.classes_ = np.asarray(self.classes_)
+        self._module = None if module is None else _on_device(module, self.device_)
+        pre = self.preprocess_fn
+        if pre is not None and not callable(pre):
+            raise TypeError(
+                "preprocess must be a callable (e.g. a torch.nn.Module) mapping float "
+                f"tensors (N, 3, H, W) to the model's input; got {type(pre).__name__}."
+            )
+        if isinstance(pre, torch.nn.Module):
+            pre = _on_device(pre, self.device_)
+        self._preprocess = pre
+        self._input_dtype = torch.float32
         if module is not None:
-            current = _module_device(module)
-            if current is not None and current != torch.device(self.device_):
-                module = copy.deepcopy(module).to(self.device_)
-        self._module = module
+            for tensor in module.parameters():
+                if tensor.is_floating_point():
+                    self._input_dtype = tensor.dtype
+                break
 
     @property
     def native_size(self):
@@ -288,6 +332,7 @@ class ImageClassifier(TorchPickleMixin):
     def __getstate__(self):
         state = super().__getstate__()  # a torch module is saved with torch.save
         state["_module"] = None  # rebuilt from ``classifier`` on load
+        state["_preprocess"] = None
         return state
 
     def __setstate__(self, state):
@@ -336,8 +381,29 @@ class ImageClassifier(TorchPickleMixin):
         )
 
     def preprocess(self, t):
-        """Deployment preprocessing: resize, then normalise (white-box kinds)."""
+        """Deployment preprocessing: resize, ``preprocess``, then normalise (white-box kinds).
+
+        Parameters
+        ----------
+        t : torch.Tensor of shape (N, 3, H, W)
+            Float images in [0, 1], on :attr:`device_`.
+
+        Returns
+        -------
+        x : torch.Tensor
+            The model's input; gradients flow back to ``t``.
+        """
         t = self.resize(t)
+        if self._preprocess is not None:
+            if isinstance(self._preprocess, torch.nn.Module):
+                with _eval_mode(self._preprocess):
+                    t = self._preprocess(t)
+            else:
+                t = self._preprocess(t)
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(
+                    f"preprocess must return a torch.Tensor, got {type(t).__name__}."
+                )
         if self._mean is not None:
             t = t - torch.as_tensor(self._mean, dtype=t.dtype, device=t.device).view(1, 3, 1, 1)
         if self._std is not None:
@@ -363,11 +429,26 @@ class ImageClassifier(TorchPickleMixin):
                 f"{type(self.classifier).__name__} is used black-box (predict only); "
                 "this method needs a torch model (white-box)."
             )
+        if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[1] != 3:
+            raise ValueError(
+                "logits expects a float tensor of shape (N, 3, H, W) (channels first); got "
+                f"{tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}."
+            )
         t = t.to(self.device_, torch.float32)
         with _eval_mode(self._module):
-            out = self._module(self.preprocess(t))
-        if isinstance(out, dict):  # torchvision-style outputs
+            out = self._module(self.preprocess(t).to(self._input_dtype))
+        if isinstance(out, dict) and "out" in out:  # torchvision-style outputs
             out = out["out"]
+        elif not isinstance(out, torch.Tensor) and isinstance(
+            getattr(out, "logits", None), torch.Tensor
+        ):  # Hugging Face-style outputs
+            out = out.logits
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(
+                "the model must return a logits tensor, a {'out': tensor} dict or an object "
+                f"with a logits tensor; got {type(out).__name__}."
+            )
+        out = out.float()
         if out.ndim != 2:
             raise ValueError(f"the model must return logits of shape (N, n_classes); got {tuple(out.shape)}.")
         return out
