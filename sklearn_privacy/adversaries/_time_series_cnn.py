@@ -3,7 +3,9 @@
 from numbers import Integral
 
 import numpy as np
+import torch
 from sklearn.base import _fit_context
+from skorch.callbacks import LRScheduler
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..utils.estimator_checks import register_estimator_check_config
@@ -260,6 +262,14 @@ class TimeSeriesCNNClassifier(BaseTorchClassifier):
 
     def _fit_inputs(self, X):
         return X
+
+    def _training_options(self, options, n_batches):
+        # Cosine decay from lr towards 0 over max_epochs, stepped once per epoch.
+        if self.lr_schedule == "cosine":
+            return [("lr_scheduler", LRScheduler(
+                policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs,
+            ))]
+        return []
 
     def _build_module(self, X_fit, n_classes):
         n_channels = X_fit.shape[2]

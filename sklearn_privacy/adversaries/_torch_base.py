@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, LRScheduler
+from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -157,12 +157,6 @@ class BaseTorchClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator, meta
             callbacks.append(("early_stopping", early))
         else:
             train_data, train_split = full, None
-        # Subclasses with an ``lr_schedule`` parameter may ask for a cosine decay from
-        # lr towards 0 over max_epochs, stepped once per epoch.
-        if getattr(self, "lr_schedule", "constant") == "cosine":
-            callbacks.append(("lr_scheduler", LRScheduler(
-                policy=torch.optim.lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs,
-            )))
         bar = progress_bar(self.max_epochs, desc=type(self).__name__, verbose=self.verbose)
         callbacks.append(("progress", EpochProgress(bar)))
 
