@@ -16,6 +16,7 @@ predict times. Run ``python benchmarks/attacker_zoo.py --help``.
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -178,6 +179,9 @@ def main(argv=None):
     parser.add_argument("--subjects", type=int, default=None,
                         help="keep only the first N subjects (quick runs)")
     parser.add_argument("--out", default=str(RESULTS / "attacker_zoo.json"))
+    parser.add_argument("--append", action="store_true",
+                        help="keep the records already in --out that this run does not "
+                             "measure again (parts can run separately)")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -198,11 +202,14 @@ def main(argv=None):
 
     # The most telling figures first; records are written after each part, so a run
     # cut short keeps what it measured.
+    apps = [("activity", "6ch", app) for app in args.apps.split(",") if app]
+    apps = apps if "6ch" in windows else []
     parts = []
     for name in args.attackers.split(","):
         parts += [("identity", kind, name) for kind in windows]
-        if name == "rocket_minirocket" and "6ch" in windows and args.apps:
-            parts += [("activity", "6ch", app) for app in args.apps.split(",")]
+        if name == "rocket_minirocket":  # the app's figure right after the attacker's
+            parts, apps = parts + apps, []
+    parts += apps
     records = []
     env = environment_record("hapt") | {"aeon": _aeon_version()}
     for task, kind, name in parts:
@@ -210,8 +217,24 @@ def main(argv=None):
                                    dtw_train_per_class=args.dtw_train_per_class)
         run = identity if task == "identity" else activity
         records += run(windows[kind], kind, attackers, log)
-        written = write_benchmark_records(records + [env], args.out)
+        written = write_benchmark_records(_kept(args) + records + [env], args.out)
         log(f"wrote {len(written)} records to {args.out}")
+
+
+def _kept(args):
+    """Records of ``--out`` that this run does not measure (with ``--append``)."""
+    path = Path(args.out)
+    if not args.append or not path.exists():
+        return []
+    mine = {(kind, name) for name in args.attackers.split(",") for kind in args.kinds.split(",")}
+    mine |= {("6ch", f"{name}:activity") for name in args.apps.split(",") if name}
+
+    def key(r):
+        suffix = ":activity" if r["metric"] == "activity_macro_f1" else ""
+        return (r.get("windows"), f"{r['attacker']}{suffix}")
+
+    with open(path) as f:
+        return [r for r in json.load(f) if r["metric"] != "environment" and key(r) not in mine]
 
 
 def _aeon_version():

@@ -254,7 +254,8 @@ class DTWNeighborsClassifier(ClassifierMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_windows,)
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

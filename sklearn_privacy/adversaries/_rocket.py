@@ -114,7 +114,8 @@ class RocketClassifier(ClassifierMixin, BaseEstimator):
     Notes
     -----
     Windows are given as ``(n_windows, n_timestamps, n_channels)`` (2-D input is one
-    channel) and need at least 9 timestamps. Without ``groups`` the held-out share is
+    channel). The kernels span 9 timestamps: shorter windows are zero-padded at the end
+    (the method is meant for windows of dozens of timestamps or more). Without ``groups`` the held-out share is
     a random one: overlapping windows of one recording then sit on both sides and the
     temperature comes out somewhat overconfident; pass the groups of the windows (e.g.
     :func:`~sklearn_privacy.model_selection.window_groups`) for honest probabilities.
@@ -175,10 +176,8 @@ class RocketClassifier(ClassifierMixin, BaseEstimator):
     def _validate_X(self, X, *, reset):
         X = validate_motion_windows(self, X, reset=reset, dtype=np.float64)
         if X.shape[1] < _MIN_TIMESTAMPS:
-            raise ValueError(
-                f"RocketClassifier needs windows of at least {_MIN_TIMESTAMPS} timestamps "
-                f"(its longest dilated kernel); got shape {X.shape}. Use longer windows."
-            )
+            # The kernels span 9 timestamps: shorter windows are zero-padded at the end.
+            X = np.pad(X, ((0, 0), (0, _MIN_TIMESTAMPS - X.shape[1]), (0, 0)))
         # aeon's layout: (n_windows, n_channels, n_timestamps).
         return np.ascontiguousarray(np.transpose(X, (0, 2, 1)))
 
@@ -202,7 +201,7 @@ class RocketClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_windows, n_timestamps, n_channels) or (n_windows, n_timestamps)
-            Motion windows (2-D input is one channel), at least 9 timestamps long.
+            Motion windows (2-D input is one channel).
         y : array-like of shape (n_windows,)
             Class of each window.
         groups : array-like of shape (n_windows,) or (n_windows, n_columns), default=None
