@@ -13,6 +13,12 @@ and the two magnitudes (acc_mag, gyro_mag):
 Also recorded per attack: the log-loss of the window probabilities (how calibrated
 they are; for the ROCKET head also without its fitted temperature) and the fit and
 predict times. Run ``python benchmarks/attacker_zoo.py --help``.
+
+The committed results come from three runs on a shared 2-core machine, with fewer ROCKET
+kernels and DTW training windows than the defaults so that they fit the time at hand:
+``--n-kernels 4000 --dtw-train-per-class 8`` for ROCKET's identity figures, then
+``--append --attackers features_et --apps rocket_minirocket --n-kernels 4000`` and
+``--append --attackers dtw_knn --apps "" --dtw-train-per-class 8``.
 """
 
 import argparse
@@ -161,7 +167,8 @@ def activity(windows, kind, attackers, log):
         chance = 1.0 / len(np.unique(y))
         records.append(_record("activity_macro_f1", np.mean(f1s), attacker=name,
                                std=np.std(f1s), n_folds=len(f1s), chance=chance,
-                               windows=kind, mode=None))
+                               windows=kind, mode=None,
+                               n_kernels=getattr(make(), "n_kernels", None)))
     return records
 
 
@@ -205,7 +212,7 @@ def main(argv=None):
     apps = [("activity", "6ch", app) for app in args.apps.split(",") if app]
     apps = apps if "6ch" in windows else []
     parts = []
-    for name in args.attackers.split(","):
+    for name in filter(None, args.attackers.split(",")):
         parts += [("identity", kind, name) for kind in windows]
         if name == "rocket_minirocket":  # the app's figure right after the attacker's
             parts, apps = parts + apps, []
@@ -226,7 +233,8 @@ def _kept(args):
     path = Path(args.out)
     if not args.append or not path.exists():
         return []
-    mine = {(kind, name) for name in args.attackers.split(",") for kind in args.kinds.split(",")}
+    mine = {(kind, name) for name in args.attackers.split(",") if name
+            for kind in args.kinds.split(",")}
     mine |= {("6ch", f"{name}:activity") for name in args.apps.split(",") if name}
 
     def key(r):
