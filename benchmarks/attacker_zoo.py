@@ -14,11 +14,12 @@ Also recorded per attack: the log-loss of the window probabilities (how calibrat
 they are; for the ROCKET head also without its fitted temperature) and the fit and
 predict times. Run ``python benchmarks/attacker_zoo.py --help``.
 
-The committed results come from three runs on a shared 2-core machine, with fewer ROCKET
-kernels and DTW training windows than the defaults so that they fit the time at hand:
-``--n-kernels 4000 --dtw-train-per-class 8`` for ROCKET's identity figures, then
-``--append --attackers features_et --apps rocket_minirocket --n-kernels 4000`` and
-``--append --attackers dtw_knn --apps "" --dtw-train-per-class 8``.
+The committed results come from separate runs on a shared, busy 2-core machine, with
+fewer ROCKET kernels and DTW training windows than the defaults so that they fit the
+time at hand: ``--attackers rocket_minirocket --apps "" --n-kernels 4000`` (identity),
+``--attackers "" --apps rocket_minirocket --kinds 6ch --n-kernels 1000`` (activity),
+``--attackers features_et --apps ""`` and
+``--attackers dtw_knn --apps "" --dtw-train-per-class 8``, merged with ``--append``.
 """
 
 import argparse
