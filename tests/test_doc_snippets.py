@@ -20,10 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.rst"))
 PAGES = [page for page in PAGES if "generated" not in page.relative_to(ROOT).parts]
 # Pages whose snippets load HAPT and train models on it.
-SLOW = {"README.md", "docs/user_guide/datasets.rst", "docs/user_guide/evaluation.rst",
-        "docs/user_guide/protectors.rst",
-        # starts a local Dask cluster of two worker processes
-        "docs/user_guide/cluster.rst"}
+SLOW = {
+    "README.md",
+    "docs/user_guide/attackers.rst",
+    "docs/user_guide/datasets.rst",
+    "docs/user_guide/evaluation.rst",
+    "docs/user_guide/protectors.rst",
+    # starts a local Dask cluster of two worker processes
+    "docs/user_guide/cluster.rst",
+}
 
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
 _DIRECTIVE = re.compile(r"^(\s*)\.\. code-block::\s*(\S*)\s*$")

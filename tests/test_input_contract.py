@@ -30,8 +30,10 @@ from sklearn.utils._param_validation import (
 )
 
 from sklearn_privacy.adversaries import (
+    DTWNeighborsClassifier,
     ImageCNNClassifier,
     MotionFeatures,
+    RocketClassifier,
     TimeSeriesCNNClassifier,
     make_feature_attacker,
 )
@@ -118,6 +120,10 @@ MOTION_CLASSIFIERS = {
     "make_feature_attacker": (
         lambda: make_feature_attacker(random_state=0, band_edges=(0.0, 5.0, 25.0)),
         {"y": S_MOTION},
+    ),
+    "RocketClassifier": (lambda: RocketClassifier(n_kernels=84, random_state=0), {"y": S_MOTION}),
+    "DTWNeighborsClassifier": (
+        lambda: DTWNeighborsClassifier(n_neighbors=3, sakoe_chiba_radius=2), {"y": S_MOTION}
     ),
 }
 IMAGE_PROTECTORS = {
