@@ -29,13 +29,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from sklearn_privacy.evaluation import (
     PROTECTORS,
-    environment_record,
     evaluate_motion,
     load_motion_task,
+    make_apps,
     make_attackers,
     make_protectors,
     make_record,
@@ -110,12 +109,13 @@ def run_hapt(args):
     print(f"hapt: {len(task.X)} windows, {len(np.unique(task.groups[:, 0]))} people", flush=True)
     protectors, profiles = make_protectors(args.protectors, epochs=args.epochs,
                                            random_state=args.seed)
-    attackers = make_attackers(args.attackers, epochs=args.epochs, n_filters=args.filters,
-                               random_state=args.seed)
+    budget = dict(epochs=args.epochs, n_filters=args.filters, n_kernels=args.kernels,
+                  random_state=args.seed)
+    attackers = make_attackers(args.attackers, **budget)
+    apps = make_apps(args.apps, **budget)
     records = []
     if not args.costs_only:
-        report = evaluate_motion(task, protectors, attackers, profiles=profiles,
-                                 epochs=args.epochs, n_filters=args.filters,
+        report = evaluate_motion(task, protectors, attackers, apps=apps, profiles=profiles,
                                  utility_splits=args.utility_splits, random_state=args.seed,
                                  verbose=1)
         records = report.to_dict("records")
@@ -191,7 +191,7 @@ def run_mobifall(args):
     names = [n for n in args.protectors if n != "anonymizer-faithful"]
     protectors, profiles = make_protectors(names, epochs=args.epochs, random_state=args.seed)
     attackers = make_attackers(args.attackers, epochs=args.epochs, n_filters=args.filters,
-                               random_state=args.seed)
+                               n_kernels=args.kernels, random_state=args.seed)
     regressor = make_pipeline(MotionFeatures(), HistGradientBoostingRegressor(
         max_iter=200, early_stopping=False, random_state=args.seed))
     # Protocol 1, the published one: other trials of the same people (split by trial
@@ -371,7 +371,10 @@ def main(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--parts", default="hapt,speed,mobifall,rae")
     parser.add_argument("--protectors", default=",".join(PROTECTORS))
-    parser.add_argument("--attackers", default="cnn,features")
+    parser.add_argument("--attackers", default="rocket,features,cnn")
+    parser.add_argument("--apps", default="rocket")
+    parser.add_argument("--kernels", type=int, default=4000,
+                        help="random kernels of the ROCKET attacker and app")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--filters", type=int, default=32)
     parser.add_argument("--utility-splits", type=int, default=3)
@@ -403,6 +406,7 @@ def main(argv=None):
         return 0
     args.protectors = [p for p in args.protectors.split(",") if p]
     args.attackers = [a for a in args.attackers.split(",") if a]
+    args.apps = [a for a in args.apps.split(",") if a]
     output = Path(args.output)
     records = []
     if args.append and output.exists():

@@ -51,7 +51,15 @@ def _parser():
     # Only the name tables of the job are read here: they load no numpy, pandas or torch,
     # so ``--help`` and ``--version`` answer at once.
     from . import __version__
-    from .evaluation import ATTACKERS, DEFAULT_PROTECTORS, PROFILES, PROTECTORS
+    from .evaluation import (
+        APPS,
+        ATTACKERS,
+        DEFAULT_APPS,
+        DEFAULT_ATTACKERS,
+        DEFAULT_PROTECTORS,
+        PROFILES,
+        PROTECTORS,
+    )
 
     parser = argparse.ArgumentParser(
         prog="sklearn-privacy",
@@ -77,8 +85,12 @@ def _parser():
     motion.add_argument("--protectors", type=_csv, default=",".join(DEFAULT_PROTECTORS),
                         help=f"comma-separated, among: {', '.join(PROTECTORS)} "
                              "(default: %(default)s)")
-    motion.add_argument("--attackers", type=_csv, default="cnn,features",
-                        help=f"comma-separated, among: {', '.join(ATTACKERS)} "
+    motion.add_argument("--attackers", type=_csv, default=",".join(DEFAULT_ATTACKERS),
+                        help=f"comma-separated, among: {', '.join(ATTACKERS)}; the "
+                             "headline is the worst case over them (default: %(default)s)")
+    motion.add_argument("--apps", type=_csv, default=",".join(DEFAULT_APPS),
+                        help=f"classifiers of the activity, comma-separated, among: "
+                             f"{', '.join(APPS)}; the headline is the best of them "
                              "(default: %(default)s)")
     motion.add_argument("--profile", default="default", choices=list(PROFILES),
                         help="training budget of the app and the attackers "
@@ -127,6 +139,7 @@ def _evaluate_motion(args):
         PROFILES,
         evaluate_motion,
         load_motion_task,
+        make_apps,
         make_attackers,
         make_protectors,
         summary_table,
@@ -139,8 +152,11 @@ def _evaluate_motion(args):
     start = time.perf_counter()
     protectors, profiles = make_protectors(args.protectors, epochs=epochs,
                                            device=args.device, random_state=args.seed)
-    attackers = make_attackers(args.attackers, epochs=epochs, n_filters=profile["cnn_filters"],
-                               device=args.device, random_state=args.seed)
+    budget = dict(epochs=epochs, n_filters=profile["cnn_filters"],
+                  n_kernels=profile["rocket_kernels"], device=args.device,
+                  random_state=args.seed)
+    attackers = make_attackers(args.attackers, **budget)
+    apps = make_apps(args.apps, **budget)
     task = load_motion_task(args.data, target=args.target, step=args.step,
                             max_subjects=args.max_subjects)
     if verbose:
@@ -148,9 +164,8 @@ def _evaluate_motion(args):
               f"{task.X.shape[2]} channels, {len(set(task.groups[:, 0]))} people, "
               f"target={task.sensitive_name}", flush=True)
     report = evaluate_motion(
-        task, protectors, attackers, profiles=profiles, epochs=epochs,
-        n_filters=profile["cnn_filters"], utility_splits=profile["utility_splits"],
-        device=args.device, random_state=args.seed, verbose=verbose,
+        task, protectors, attackers, apps=apps, profiles=profiles,
+        utility_splits=profile["utility_splits"], random_state=args.seed, verbose=verbose,
     )
     paths = write_outputs(report, args.output, sensitive_name=task.sensitive_name)
     shown = list(attackers) + (["worst"] if len(attackers) > 1 else [])

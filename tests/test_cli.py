@@ -54,7 +54,8 @@ def test_help_shows_defaults_as_the_text_the_options_take(capsys):
         main(["evaluate", "motion", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert f"(default: {','.join(DEFAULT_PROTECTORS)})" in out
-    assert "(default: cnn,features)" in out
+    assert "(default: rocket,features)" in out
+    assert "(default: rocket)" in out
     assert "``" not in out and "[" not in out.split("options:")[1]
 
 
@@ -63,7 +64,8 @@ def test_default_protectors_parse_like_typed_ones():
 
     args = _parser().parse_args(["evaluate", "motion"])
     assert args.protectors == list(DEFAULT_PROTECTORS)
-    assert args.attackers == ["cnn", "features"]
+    assert args.attackers == ["rocket", "features"]
+    assert args.apps == ["rocket"]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,7 @@ def test_evaluate_motion_writes_report_table_and_plot(hapt_available, tmp_path, 
     assert {r["protector"] for r in rows} == {"raw", "SSASmoother(1)"}
     identity = [r for r in rows if r["metric"] == "identity_accuracy"]
     # Both levels and both modes of both default attackers, each with its chance level.
-    for attacker in ("cnn", "features_et"):
+    for attacker in ("rocket", "features_et"):
         assert {(r["mode"], r["level"]) for r in identity if r["attacker"] == attacker} >= {
             ("adaptive", "window"), ("adaptive", "recording"), ("static", "window")}
     assert all(0 <= r["value"] <= 1 and r["chance"] for r in identity)
@@ -99,13 +101,13 @@ def test_evaluate_motion_writes_report_table_and_plot(hapt_available, tmp_path, 
         "identity_accuracy" in (tmp_path / "report.md").read_text()
     out = capsys.readouterr().out
     assert "SSASmoother(1)" in out and "adaptive = retrained on protected data" in out
-    assert "attacker: cnn" in out and "attacker: features_et" in out
+    assert "attacker: rocket" in out and "attacker: features_et" in out
     # The worst case over the two attackers, and the app's headline ("best") rows.
     assert "attacker: worst" in out
     assert {(r["mode"], r["level"]) for r in identity if r["attacker"] == "worst"} >= {
         ("adaptive", "window"), ("adaptive", "recording")}
     assert {r["attacker"] for r in rows if r["metric"] == "activity_macro_f1"} == {
-        "cnn", "best"}
+        "rocket", "best"}
 
 
 def test_unknown_protector_is_a_clear_error(hapt_available, tmp_path, capsys):

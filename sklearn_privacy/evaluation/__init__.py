@@ -13,9 +13,10 @@ This layer sits above :mod:`sklearn_privacy.metrics` and
 - :class:`PrivacyUtilityDisplay`: the privacy-utility plot (search candidates, fitted
   pipelines, or a report's protectors with the chance line and the chosen point).
 - :func:`evaluate_motion`, :func:`load_motion_task`, :func:`make_protectors`,
-  :func:`make_attackers`, :func:`summary_table`, :func:`write_outputs`: the job behind
-  ``sklearn-privacy evaluate motion``, and its name tables :data:`PROTECTORS`,
-  :data:`DEFAULT_PROTECTORS`, :data:`ATTACKERS` and :data:`PROFILES`.
+  :func:`make_attackers`, :func:`make_apps`, :func:`summary_table`,
+  :func:`write_outputs`: the job behind ``sklearn-privacy evaluate motion``, and its
+  name tables :data:`PROTECTORS`, :data:`ATTACKERS`, :data:`APPS` (with their
+  defaults) and :data:`PROFILES`.
 """
 
 import importlib
@@ -24,12 +25,16 @@ import importlib
 # pandas, scikit-learn or torch: only ``_jobs`` (light at import) is imported at once,
 # the other names on first use.
 from ._jobs import (
+    APPS,
     ATTACKERS,
+    DEFAULT_APPS,
+    DEFAULT_ATTACKERS,
     DEFAULT_PROTECTORS,
     PROFILES,
     PROTECTORS,
     evaluate_motion,
     load_motion_task,
+    make_apps,
     make_attackers,
     make_protectors,
     summary_table,
@@ -48,8 +53,11 @@ _LAZY = {
 }
 
 __all__ = [
+    "APPS",
     "ATTACKERS",
     "BEST_APP",
+    "DEFAULT_APPS",
+    "DEFAULT_ATTACKERS",
     "DEFAULT_PROTECTORS",
     "PROFILES",
     "PROTECTORS",
@@ -59,6 +67,7 @@ __all__ = [
     "environment_record",
     "evaluate_motion",
     "load_motion_task",
+    "make_apps",
     "make_attackers",
     "make_protectors",
     "make_record",

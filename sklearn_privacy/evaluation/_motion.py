@@ -363,7 +363,6 @@ def privacy_utility_report(
                 add((name, "snr_db", None, None, None), snr_db(X_te, Xp_te))
 
     # -- privacy: same people, other recordings ----------------------------------
-    score_name = f"{sensitive_name}_{resolved_metric}"
     advantage_name = f"{sensitive_name}_advantage"
     for fold, (train, test) in enumerate(privacy_cv.split(X, s, groups)):
         X_tr, X_te = _safe_indexing(X, train), _safe_indexing(X, test)

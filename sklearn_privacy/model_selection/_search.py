@@ -10,7 +10,6 @@ import numbers
 import warnings
 
 import numpy as np
-import pandas as pd
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ..utils.cv_results import check_cv_results, cv_results_column
