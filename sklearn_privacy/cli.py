@@ -231,7 +231,8 @@ def main(argv=None):
             return _evaluate_motion(args)
         if args.command == "protect":
             return _protect(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        # ImportError: an optional extra is missing; its message names the extra.
         print(f"sklearn-privacy: error: {exc}", file=sys.stderr)
         return 2
     return 1  # pragma: no cover - argparse enforces the sub-commands

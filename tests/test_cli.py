@@ -122,3 +122,13 @@ def test_bad_data_path_names_what_was_expected(tmp_path, capsys):
     assert status == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "MobiFall" in err
+
+
+def test_missing_rocket_extra_is_a_clear_error(hapt_available, tmp_path, capsys, monkeypatch):
+    # The default attackers and app need aeon (the rocket extra): without it the job
+    # stops with the install line, not a traceback.
+    monkeypatch.setitem(sys.modules, "aeon.transformations.collection.convolution_based", None)
+    status = main(["evaluate", "motion", "--protectors", "raw", "--max-subjects", "2",
+                   "--output", str(tmp_path), "--quiet"])
+    assert status == 2
+    assert 'pip install "sklearn-privacy[rocket]"' in capsys.readouterr().err
