@@ -47,8 +47,9 @@ def test_cli_page_documents_every_option():
     documented = set(re.findall(r"^\.\. option:: (--[\w-]+)", page, re.M))
     parser = _parser()
     commands = parser._subparsers._group_actions[0].choices
-    motion = commands["evaluate"]._subparsers._group_actions[0].choices["motion"]
-    options = {option for action in parser._actions + motion._actions
+    kinds = commands["evaluate"]._subparsers._group_actions[0].choices
+    motion, image = kinds["motion"], kinds["image"]
+    options = {option for action in parser._actions + motion._actions + image._actions
                for option in action.option_strings
                if option.startswith("--") and option != "--help"}
     assert options == documented
