@@ -379,14 +379,16 @@ def image_privacy_report(
         Record SSIM, CIEDE2000, L-inf and naturalness besides PSNR.
     X_reference : ndarray of shape (n_reference, H, W, 3), uint8, default=None
         Held-out clean images for the naturalness model (a NIQE-style distance to
-        their patch statistics, lower = more natural); ``None`` skips naturalness.
+        their patch statistics, lower = more natural); ``None`` (or images smaller than
+        8 pixels) skips naturalness.
     n_images : int or dict of str -> int, default=None
         How many attacked images (at most); a dict limits single protectors (slow
         per-image methods) and leaves the others at all.
     n_adaptive_train, n_adaptive_test : int, default=None
         Training and test images of step 5 (default: all).
-    n_protector_fit : int, default=None
-        Training images the protectors are fitted on (default: all).
+    n_protector_fit : int or dict of str -> int, default=None
+        Training images the protectors are fitted on (the first ones; default: all); a
+        dict sets it per protector.
     confidence : float in (0, 1), default=None
         Threshold of the ``confident`` subset; ``None`` reports ``correct`` only.
     dataset : str, default=None
@@ -485,9 +487,10 @@ def image_privacy_report(
             rec.rate("raw", f"success_rate_{t}", flags, mask, attacker=attacked_name,
                      mode="static", subset=subset)
     nat_model = None
-    if quality and X_reference is not None:
+    side = min(X.shape[1:3])
+    if quality and X_reference is not None and side >= 8:  # smaller: no patch statistics
         X_reference = _as_uint8(X_reference, "X_reference")
-        nat_model = fit_naturalness_model(X_reference, patch_size=min(16, X.shape[1] // 2))
+        nat_model = fit_naturalness_model(X_reference, patch_size=16 if side >= 32 else 8)
         clean_nat = naturalness_score(X, nat_model, average=False)
         rec.add("raw", "naturalness", clean_nat.mean(), std=clean_nat.std(), subset="all",
                 n=len(y))
@@ -515,7 +518,9 @@ def image_privacy_report(
                                 n=int(m.sum()), **extra)
         values = {"psnr": psnr(clean, out, average=False)}
         if full and quality:
-            values["ssim"] = ssim(clean, out, average=False)
+            # Images smaller than the Gaussian 11x11 window: a uniform window that fits.
+            kw = {} if side >= 11 else {"window": "uniform", "win_size": 7 if side >= 7 else 3}
+            values["ssim"] = ssim(clean, out, average=False, **kw)
             values["ciede2000"] = ciede2000_mean(clean, out, average=False)
             if nat_model is not None:
                 values["naturalness"] = naturalness_score(out, nat_model, average=False)
@@ -542,11 +547,11 @@ def image_privacy_report(
             return np.asarray(out), np.asarray(diag.success, dtype=bool)
         return np.asarray(protector.transform(images)), None
 
-    n_fit = _limit(n_protector_fit, "", len(X_train))
     fitted = {}
     # 3-4. Each protector on the attacked images.
     for name, protector in protectors.items():
         protector = prepare(protector)
+        n_fit = _limit(n_protector_fit, name, len(X_train))
         start = time.perf_counter()
         protector.fit(X_train[:n_fit])
         fit_s = time.perf_counter() - start
