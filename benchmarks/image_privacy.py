@@ -235,6 +235,8 @@ def headline_lines(records):
                          attacker=ATTACKED, subset="confident")
             linf = v("linf", "all")
             blur_psnr = v("psnr", "all", protector="GaussianBlur", matched_to=m)
+            blur = v("success_rate", protector="GaussianBlur", matched_to=m,
+                     attacker=ATTACKED)
             cells = [ds, m, str(succ[0]["n"]), _fmt(succ[0]["value"], True),
                      f"{_fmt(conf[0]['value'], True)} ({conf[0]['n']})" if conf else "-"]
             cells += [_fmt(v("success_rate", attacker=a), True) for a in transfer]
@@ -247,8 +249,7 @@ def headline_lines(records):
                       _fmt(v("transform_per_second", None)),
                       _fmt(v("success_rate", protector="GaussianNoise", matched_to=m,
                              attacker=ATTACKED), True),
-                      f"{_fmt(v('success_rate', protector='GaussianBlur', matched_to=m, attacker=ATTACKED), True)}"
-                      f" ({_fmt(blur_psnr)})"]
+                      f"{_fmt(blur, True)} ({_fmt(blur_psnr)})"]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -296,11 +297,12 @@ def write_outputs(records, path_json):
         lines.append(f"| {ds} | {prot} | {text} | {measured} | {'yes' if ok else '**no**'} |")
     lines += adaptive_lines(figures)
     lines += ["", "## Headline figures (subset `correct`)", ""] + headline_lines(figures)
-    floors = "; ".join(
-        f"{ds}: " + ", ".join(
-            f"{t} {_fmt(_value(figures, dataset=ds, protector='raw', subset='correct', metric=f'success_rate_{t}'), True)}"
-            for t in ROBUSTNESS)
-        for ds in dict.fromkeys(r["dataset"] for r in figures))
+    def floor(ds, t):
+        return _fmt(_value(figures, dataset=ds, protector="raw", subset="correct",
+                           metric=f"success_rate_{t}"), True)
+
+    floors = "; ".join(f"{ds}: " + ", ".join(f"{t} {floor(ds, t)}" for t in ROBUSTNESS)
+                       for ds in dict.fromkeys(r["dataset"] for r in figures))
     lines += ["", f"Floors (the clean images through the same transform): {floors}.",
               "", "## All records", ""] + generic[start:]
     path_md.write_text("\n".join(lines) + "\n")

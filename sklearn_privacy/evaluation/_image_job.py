@@ -31,11 +31,11 @@ __all__ = [
 #: ``full`` trains on more images for longer and attacks more of them.
 PROFILES = {
     "quick": dict(
-        n_train=400, n_reference=40, n_pool_per_class=10, n_images=12, utk_size=32,
-        input_size=32, n_filters=8, max_epochs=2, patience=2, lr=2e-3, confidence=0.9,
-        transfer=("wide",), colorfool_trials=100, edgefool_images=4, edgefool_max_iter=20,
-        edgefool_min_psnr=30.0, universal_steps=2, universal_fit=16,
-        n_adaptive_train=200, n_adaptive_test=40, adaptive_max_epochs=2,
+        n_train=1000, n_reference=40, n_pool_per_class=20, n_images=16, utk_size=32,
+        input_size=32, n_filters=16, max_epochs=6, patience=2, lr=2e-3, confidence=0.9,
+        transfer=("wide",), colorfool_trials=200, edgefool_images=4, edgefool_max_iter=30,
+        edgefool_min_psnr=30.0, universal_steps=5, universal_fit=32,
+        n_adaptive_train=500, n_adaptive_test=100, adaptive_max_epochs=4,
         adaptive_patience=2, adaptive_attackers=("small",),
     ),
     "default": dict(
