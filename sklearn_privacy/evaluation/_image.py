@@ -397,7 +397,7 @@ def image_privacy_report(
         The ``attacker`` key of the attacked classifier's records.
     sensitive_name : str, default="class"
         Name of the private attribute in the adaptive metrics.
-    random_state : int or None, default=None
+    random_state : int, RandomState instance or None, default=None
         Seeds the reference noise.
     verbose : int, default=0
         Print progress when positive.
@@ -432,7 +432,10 @@ def image_privacy_report(
     >>> [r["value"] for r in records if r["metric"] == "success_rate"]
     [0.5]
     """
-    log = print if verbose else (lambda *a, **k: None)
+    def log(message):
+        if verbose:
+            print(message, flush=True)
+
     X_train = _as_uint8(X_train, "X_train")
     X_test = _as_uint8(X_test, "X_test")
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
@@ -453,8 +456,12 @@ def image_privacy_report(
     _check_names(list(adaptive_references), adaptive_protectors, "adaptive reference(s)")
     if confidence is not None and not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}.")
-    seed = np.random.RandomState(random_state).randint(2**31 - 1) if not isinstance(
-        random_state, (int, np.integer)) else int(random_state)
+    if isinstance(random_state, (int, np.integer)):
+        seed = int(random_state)
+    else:
+        from sklearn.utils import check_random_state
+
+        seed = int(check_random_state(random_state).randint(2**31 - 1))
     rec = _Records(dataset)
 
     # 1. Classifiers.
