@@ -35,8 +35,8 @@ PROFILES = {
         input_size=32, n_filters=16, max_epochs=6, patience=2, lr=2e-3, confidence=0.9,
         transfer=("wide",), colorfool_trials=200, edgefool_images=4, edgefool_max_iter=30,
         edgefool_min_psnr=30.0, universal_steps=5, universal_fit=32,
-        n_adaptive_train=500, n_adaptive_test=100, adaptive_max_epochs=4,
-        adaptive_patience=2, adaptive_attackers=("small",),
+        n_adaptive_train=1000, n_adaptive_test=100, adaptive_max_epochs=8,
+        adaptive_patience=3, adaptive_attackers=("small",),
     ),
     "default": dict(
         n_train=3000, n_reference=300, n_pool_per_class=100, n_images=200, utk_size=64,
