@@ -87,7 +87,7 @@ print("\nclean accuracy on the test photos: " + ", ".join(
     frame[frame.metric == "clean_accuracy"].itertuples()))
 figures = frame[frame.subset.isin(["correct", "all", np.nan]) & frame.matched_to.isna()]
 figures = figures[figures.protector.isin(list(protectors))]
-figures = figures.assign(column=np.where(figures.mode == "transfer",
+figures = figures.assign(column=np.where(figures["mode"] == "transfer",
                                          "transfer_" + figures.attacker.astype(str),
                                          figures.metric))
 table = figures.pivot_table(index="protector", columns="column", values="value",
