@@ -19,21 +19,23 @@ Fooling one classifier is not privacy. The last step trains fresh CNNs on clean 
 protected photos: an attacker who knows the photos are protected simply retrains on them
 (the *adaptive* attacker), and wins back much of the accuracy the protection took away.
 
-Offline, on the real data in ``shared/data/cifar10`` (pass another folder as the first
-argument). About three minutes on one CPU core; on a busy machine run it with
+The protocol is the library's :func:`~sklearn_privacy.evaluation.image_privacy_report`
+(the ``sklearn-privacy evaluate image`` command runs it with more methods). Offline, on
+the real data in ``shared/data/cifar10`` (pass another folder as the first argument).
+About three minutes on one CPU core; on a busy machine run it with
 ``OMP_NUM_THREADS=1``.
 """
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sklearn_privacy.adversaries import ImageCNNClassifier
 from sklearn_privacy.datasets import load_cifar10
-from sklearn_privacy.image import ColorFool, EdgeFool, PrivateFGSM, topk_out_rate
-from sklearn_privacy.metrics import psnr, ssim
+from sklearn_privacy.evaluation import image_privacy_report
+from sklearn_privacy.image import ColorFool, EdgeFool, PrivateFGSM
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 data_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
@@ -43,67 +45,62 @@ train = load_cifar10(data_dir, subset="train", max_per_class=150)
 test = load_cifar10(data_dir, subset="test", max_per_class=20)
 print(f"CIFAR-10: {len(train.target)} training images, {len(test.target)} test images")
 
-# 2. The classifier to fool (it owns its resize and normalisation) and an unseen one.
-t0 = time.perf_counter()
-clf = ImageCNNClassifier(n_filters=16, max_epochs=6, patience=2, lr=2e-3, random_state=0)
-clf.fit(train.images, train.target)
-other = ImageCNNClassifier(architecture="resnet", n_filters=8, max_epochs=6, patience=2,
-                           lr=2e-3, random_state=0)
-other.fit(train.images, train.target)
-print(f"trained two CNNs in {time.perf_counter() - t0:.0f}s; test accuracy: "
-      f"attacked {np.mean(clf.predict(test.images) == test.target):.1%}, "
-      f"unseen 'resnet' {np.mean(other.predict(test.images) == test.target):.1%}")
 
-# 3. Protect only images the classifier gets right: elsewhere "success" is meaningless.
-correct = np.flatnonzero(clf.predict(test.images) == test.target)[:30]
-X, y = test.images[correct], test.target[correct]
-both = other.predict(X) == y  # transfer is counted where the unseen model was right too
+def cnn(architecture="small", n_filters=16, seed=0, max_epochs=6, patience=2):
+    """An unfitted CNN; the report trains it (it owns its resize and normalisation)."""
+    return ImageCNNClassifier(architecture=architecture, n_filters=n_filters,
+                              max_epochs=max_epochs, patience=patience, lr=2e-3,
+                              random_state=seed)
 
+
+# 2. The protectors. Left without a classifier, each attacks the report's classifier.
 protectors = {
-    "ColorFool": ColorFool(clf, random_state=0),
-    "PrivateFGSM": PrivateFGSM(clf, random_state=0),
+    "ColorFool": ColorFool(random_state=0),
+    "PrivateFGSM": PrivateFGSM(random_state=0),
     # Unclipped gradients (beyond the paper) fool more images within the floor.
-    "EdgeFool": EdgeFool(clf, min_psnr=30.0, max_iter=150, max_grad_norm=None,
-                         random_state=0),
+    "EdgeFool": EdgeFool(min_psnr=30.0, max_iter=150, max_grad_norm=None, random_state=0),
+    # One filter, fitted once on 64 training photos, then a single forward pass: fast
+    # enough to protect the whole training set of an adaptive attacker.
+    "EdgeFool-universal": EdgeFool(mode="universal", max_iter=20, batch_size=16,
+                                   random_state=0),
 }
-print(f"\nprotecting {len(y)} correctly classified test images (transfer: counted on the "
-      f"{both.sum()} of them the unseen model gets right too)")
-print(f"{'method':12s} {'success':>8s} {'top-3 out':>9s} {'transfer':>9s} "
-      f"{'PSNR dB':>8s} {'SSIM':>6s} {'L-inf':>6s} {'images/s':>9s}")
-for name, protector in protectors.items():
-    t0 = time.perf_counter()
-    X_protected = protector.fit(X).transform(X)  # fit only wraps the trained classifier
-    seconds = time.perf_counter() - t0
-    # Measured afterwards, on the saved uint8 images, not inside the attack loop.
-    success = np.mean(clf.predict(X_protected) != y)
-    transfer = np.mean(other.predict(X_protected[both]) != y[both])
-    top3 = topk_out_rate(protector.classifier_, X_protected, y, k=3)
-    linf = np.abs(X_protected.astype(int) - X.astype(int)).max()
-    print(f"{name:12s} {success:8.1%} {top3:9.1%} {transfer:9.1%} "
-          f"{psnr(X, X_protected):8.1f} {ssim(X, X_protected):6.3f} {linf:4d}/255 "
-          f"{len(X) / seconds:9.1f}")
 
-# 4. The figure that counts: an attacker who knows the photos are protected retrains on
-#    protected photos. One universal EdgeFool filter (fitted once, then a single forward
-#    pass) is fast enough to protect the whole training set and every test photo; fresh
-#    CNNs are trained on the clean and on the protected training photos.
-universal = EdgeFool(clf, mode="universal", max_iter=20, batch_size=16, random_state=0)
-universal.fit(train.images[:64])
-P_train, P_test = universal.transform(train.images), universal.transform(test.images)
+# 3. The protocol: the attacked CNN and an unseen "resnet" are trained on the training
+#    photos; the protectors alter 30 test photos the attacked CNN gets right (elsewhere
+#    "success" is meaningless), and success is measured afterwards, on the saved uint8
+#    images. Fooling one classifier is not privacy: fresh CNNs are also trained on clean
+#    and on protected photos (static and adaptive attackers) and scored on all test
+#    photos protected by the universal filter.
+records = image_privacy_report(
+    protectors, cnn(), train.images, train.target, test.images, test.target,
+    transfer={"resnet": cnn("resnet", n_filters=8)},
+    adaptive={"small": cnn(seed=1, max_epochs=15, patience=3)},
+    adaptive_protectors=["EdgeFool-universal"], references=["GaussianNoise"],
+    n_images=30, n_protector_fit={"EdgeFool-universal": 64, "ColorFool": 1,
+                                  "PrivateFGSM": 1, "EdgeFool": 1},
+    dataset="cifar10", classifier_name="small", random_state=0,
+)
+frame = pd.DataFrame(records)
 
+print("\nclean accuracy on the test photos: " + ", ".join(
+    f"{r.attacker} {r.value:.1%}" for r in
+    frame[frame.metric == "clean_accuracy"].itertuples()))
+figures = frame[frame.subset.isin(["correct", "all", np.nan]) & frame.matched_to.isna()]
+figures = figures[figures.protector.isin(list(protectors))]
+figures = figures.assign(column=np.where(figures["mode"] == "transfer",
+                                         "transfer_" + figures.attacker.astype(str),
+                                         figures.metric))
+table = figures.pivot_table(index="protector", columns="column", values="value",
+                            sort=False)
+columns = ["success_rate", "transfer_resnet", "top3_out", "success_rate_jpeg75", "psnr",
+           "ssim", "linf", "transform_per_second"]
+print(table[columns].round(3).to_string())
 
-def attacker():
-    return ImageCNNClassifier(n_filters=16, max_epochs=15, patience=3, lr=2e-3,
-                              random_state=1)
-
-
-clean_attacker = attacker().fit(train.images, train.target)
-adaptive_attacker = attacker().fit(P_train, train.target)
+# 4. The figure that counts: attackers trained on clean photos (static) and retrained on
+#    protected photos (adaptive), scored on protected test photos.
+attackers = frame[(frame.subset == "adaptive_test") & (frame.metric == "class_accuracy")]
 print(f"\nattackers trained on {len(train.target)} photos, accuracy on all "
       f"{len(test.target)} test photos (chance 10 %):")
-for label, model, images in (
-    ("trained on clean photos, clean test photos", clean_attacker, test.images),
-    ("trained on clean photos, protected test photos (static)", clean_attacker, P_test),
-    ("retrained on protected photos (adaptive)", adaptive_attacker, P_test),
-):
-    print(f"  {label:56s} {np.mean(model.predict(images) == test.target):6.1%}")
+for r in attackers.itertuples():
+    label = r.protector if pd.isna(r.matched_to) else f"noise at {r.matched_to}'s PSNR"
+    print(f"  {label:40s} {r.mode:9s} {r.value:6.1%}")

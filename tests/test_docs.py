@@ -47,9 +47,11 @@ def test_cli_page_documents_every_option():
     documented = set(re.findall(r"^\.\. option:: (--[\w-]+)", page, re.M))
     parser = _parser()
     commands = parser._subparsers._group_actions[0].choices
-    motion = commands["evaluate"]._subparsers._group_actions[0].choices["motion"]
+    kinds = commands["evaluate"]._subparsers._group_actions[0].choices
+    motion, image = kinds["motion"], kinds["image"]
     protect = commands["protect"]
-    options = {option for action in parser._actions + motion._actions + protect._actions
+    options = {option for action in parser._actions + motion._actions + image._actions
+               + protect._actions
                for option in action.option_strings
                if option.startswith("--") and option != "--help"}
     assert options == documented

@@ -17,6 +17,13 @@ This layer sits above :mod:`sklearn_privacy.metrics` and
   :func:`write_outputs`: the job behind ``sklearn-privacy evaluate motion``, and its
   name tables :data:`PROTECTORS`, :data:`ATTACKERS`, :data:`APPS` (with their
   defaults) and :data:`PROFILES`.
+- :func:`evaluate_image`, :func:`load_image_task`, :func:`write_image_outputs`,
+  :func:`image_summary_rows`, :func:`format_image_table` and the tables
+  :data:`IMAGE_METHODS`, :data:`IMAGE_PROFILES`, :data:`IMAGE_ATTACKED`: the job behind
+  ``sklearn-privacy evaluate image``.
+- :func:`image_privacy_report`: image protectors against the attacked classifier,
+  unseen architectures, robustness transforms and adaptive attackers, with quality and
+  PSNR-matched references; :func:`matched_psnr_noise`, :func:`matched_psnr_blur`.
 """
 
 import importlib
@@ -50,10 +57,30 @@ _LAZY = {
     "environment_record": "_records",
     "make_record": "_records",
     "write_benchmark_records": "_records",
+    "IMAGE_REFERENCES": "_image",
+    "IMAGE_ROBUSTNESS": "_image",
+    "image_privacy_report": "_image",
+    "matched_psnr_blur": "_image",
+    "matched_psnr_noise": "_image",
+    # The image job behind ``sklearn-privacy evaluate image`` (public name: (module,
+    # name in the module)).
+    "IMAGE_ATTACKED": ("_image_job", "ATTACKED"),
+    "IMAGE_METHODS": ("_image_job", "METHODS"),
+    "IMAGE_PROFILES": ("_image_job", "PROFILES"),
+    "evaluate_image": "_image_job",
+    "format_image_table": ("_image_job", "format_table"),
+    "image_summary_rows": ("_image_job", "summary_rows"),
+    "load_image_task": "_image_job",
+    "write_image_outputs": "_image_job",
 }
 
 __all__ = [
     "APPS",
+    "IMAGE_ATTACKED",
+    "IMAGE_METHODS",
+    "IMAGE_PROFILES",
+    "IMAGE_REFERENCES",
+    "IMAGE_ROBUSTNESS",
     "ATTACKERS",
     "BEST_APP",
     "DEFAULT_APPS",
@@ -65,22 +92,32 @@ __all__ = [
     "RECORD_KEYS",
     "WORST_ATTACKER",
     "environment_record",
+    "evaluate_image",
     "evaluate_motion",
+    "format_image_table",
+    "image_privacy_report",
+    "image_summary_rows",
+    "load_image_task",
     "load_motion_task",
     "make_apps",
     "make_attackers",
     "make_protectors",
     "make_record",
+    "matched_psnr_blur",
+    "matched_psnr_noise",
     "privacy_utility_report",
     "summary_table",
     "write_benchmark_records",
+    "write_image_outputs",
     "write_outputs",
 ]
 
 
 def __getattr__(name):
     if name in _LAZY:
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        module, attribute = _LAZY[name] if isinstance(_LAZY[name], tuple) else (
+            _LAZY[name], name)
+        value = getattr(importlib.import_module(f".{module}", __name__), attribute)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
