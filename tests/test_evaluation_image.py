@@ -25,7 +25,7 @@ from sklearn_privacy.evaluation import (
 )
 from sklearn_privacy.evaluation._image_job import detect_image_dataset
 from sklearn_privacy.metrics import psnr
-from sklearn_privacy.model_selection import RECORD_KEYS
+from sklearn_privacy.evaluation import RECORD_KEYS
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
