@@ -9,8 +9,9 @@ people the app never saw, and the protectors never see the test recordings.
 Parts (``--parts``, comma-separated):
 
 - ``hapt``: the privacy-utility report of every protector (``--protectors``) against
-  the CNN and feature attackers, plus DTW re-identification rank, transform throughput
-  and peak memory.
+  the attackers (``--attackers``: ROCKET, motion features with trees, the ResNet CNN; the
+  worst case over them is the headline) and the apps (``--apps``), plus DTW
+  re-identification rank, transform throughput and peak memory.
 - ``speed``: batched SSA against a per-window SVD loop, in the same run.
 - ``mobifall``: gender (balanced accuracy) and height/weight (MAE of a regressor), raw
   and protected, on other trials of the same people and on unseen people.
@@ -308,14 +309,19 @@ _HEADLINE = [
      "{:.1%}"),
     ("id worst adaptive recording", "identity_accuracy", "worst", "adaptive", "recording",
      "{:.1%}"),
-    ("id CNN adaptive window", "identity_accuracy", "cnn", "adaptive", "window", "{:.1%}"),
-    ("id CNN adaptive recording", "identity_accuracy", "cnn", "adaptive", "recording",
+    ("id worst static window", "identity_accuracy", "worst", "static", "window", "{:.1%}"),
+    ("id worst adaptive window AUC", "identity_roc_auc_ovr", "worst", "adaptive", "window",
+     "{:.3f}"),
+    ("id worst adaptive window TPR@1%FPR", "identity_tpr_at_1pct_fpr", "worst", "adaptive",
+     "window", "{:.1%}"),
+    ("id ROCKET adaptive window", "identity_accuracy", "rocket", "adaptive", "window",
+     "{:.1%}"),
+    ("id ROCKET adaptive recording", "identity_accuracy", "rocket", "adaptive", "recording",
      "{:.1%}"),
     ("id features adaptive window", "identity_accuracy", "features_et", "adaptive", "window",
      "{:.1%}"),
     ("id features adaptive recording", "identity_accuracy", "features_et", "adaptive",
      "recording", "{:.1%}"),
-    ("id CNN static window", "identity_accuracy", "cnn", "static", "window", "{:.1%}"),
     ("DTW rank", "reid_rank", "dtw_1nn", "adaptive", "window", "{:.1f}"),
     ("MSE", "mse", None, None, None, "{:.4f}"),
     ("fit s", "fit_seconds", None, None, None, "{:.0f}"),
@@ -330,7 +336,8 @@ def headline_markdown(records):
     if not rows:
         return []
     chance = {(r["attacker"], r["level"]): r["chance"] for r in rows
-              if r["metric"] == "identity_accuracy" and r.get("chance") is not None}
+              if r["metric"] == "identity_accuracy" and r.get("chance") is not None
+              and r["level"] in ("window", "recording")}
     lines = ["## HAPT: identity vs activity (30 people)", "",
              "| protector | " + " | ".join(label for label, *_ in _HEADLINE) + " |",
              "|---|" + "---|" * len(_HEADLINE)]
@@ -348,8 +355,10 @@ def headline_markdown(records):
         f"{attacker} {level} {value:.1%}" for (attacker, level), value in sorted(chance.items())
     ) + ". Identity: other recordings of the same people (recording-disjoint, 2 folds; "
         "adaptive = attacker retrained on protected data, static = trained on raw data; "
-        "recording = log-probabilities pooled over a recording's windows). Activity: "
-        "people the app never saw (subject-disjoint folds). DTW rank: mean rank of the "
+        "recording = the windows of a recording pooled by majority vote, mean probability "
+        "or summed log-probability, whichever works best for the attacker; worst = the "
+        "attacker with the highest mean advantage, the headline). Activity: people the app "
+        "never saw (subject-disjoint folds); best = the strongest app. DTW rank: mean rank of the "
         "true person among the candidates (1 = re-identified; chance = (n + 1) / 2).", ""]
     return lines
 
