@@ -673,3 +673,33 @@ def test_evaluation_uses_no_private_name_of_another_subpackage():
             if any(part.startswith("_") for part in module + [a.name for a in node.names]):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_choose_protector_first_and_private_with_a_utility_floor():
+    from sklearn_privacy.evaluation import choose_protector
+
+    def rows(protector, f1, window, recording):
+        return [
+            make_record("d", protector, "activity_macro_f1", f1, attacker="best"),
+            make_record("d", protector, "identity_advantage", window, attacker="worst",
+                        mode="adaptive", level="window"),
+            make_record("d", protector, "identity_advantage", recording, attacker="worst",
+                        mode="adaptive", level="recording"),
+            # a static row more private than any adaptive one must not count
+            make_record("d", protector, "identity_advantage", 0.0, attacker="worst",
+                        mode="static", level="window"),
+        ]
+
+    report = pd.DataFrame(rows("raw", 0.9, 0.5, 0.9) + rows("weak", 0.85, 0.4, 0.8)
+                          + rows("strong", 0.5, 0.05, 0.1) + rows("mid", 0.8, 0.3, 0.2))
+    assert choose_protector(report) == "weak"
+    assert choose_protector(report, "private") == "strong"
+    # Above a floor of 0.6, the worse of the two levels counts: 0.3 for "mid" against
+    # 0.8 for "weak".
+    assert choose_protector(report, "private", utility_floor=0.6) == "mid"
+    with pytest.raises(ValueError, match="no protector reaches the utility floor 0.95"):
+        choose_protector(report, "private", utility_floor=0.95)
+    with pytest.raises(ValueError, match="no protector other than 'raw'"):
+        choose_protector(report[report.protector == "raw"])
+    with pytest.raises(ValueError, match="rule must be one of"):
+        choose_protector(report, "best")

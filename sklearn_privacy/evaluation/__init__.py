@@ -15,7 +15,9 @@ This layer sits above :mod:`sklearn_privacy.metrics` and
 - :func:`evaluate_motion`, :func:`load_motion_task`, :func:`make_protectors`,
   :func:`make_attackers`, :func:`summary_table`, :func:`write_outputs`: the job behind
   ``sklearn-privacy evaluate motion``, and its name tables :data:`PROTECTORS`,
-  :data:`DEFAULT_PROTECTORS`, :data:`ATTACKERS` and :data:`PROFILES`.
+  :data:`DEFAULT_PROTECTORS`, :data:`ATTACKERS` and :data:`PROFILES`;
+  :func:`choose_protector` and :func:`fit_chosen_protector` pick the protector to deploy
+  from a report (rules :data:`CHOOSE_RULES`) and fit it on all the data.
 """
 
 import importlib
@@ -25,10 +27,13 @@ import importlib
 # the other names on first use.
 from ._jobs import (
     ATTACKERS,
+    CHOOSE_RULES,
     DEFAULT_PROTECTORS,
     PROFILES,
     PROTECTORS,
+    choose_protector,
     evaluate_motion,
+    fit_chosen_protector,
     load_motion_task,
     make_attackers,
     make_protectors,
@@ -50,14 +55,17 @@ _LAZY = {
 __all__ = [
     "ATTACKERS",
     "BEST_APP",
+    "CHOOSE_RULES",
     "DEFAULT_PROTECTORS",
     "PROFILES",
     "PROTECTORS",
     "PrivacyUtilityDisplay",
     "RECORD_KEYS",
     "WORST_ATTACKER",
+    "choose_protector",
     "environment_record",
     "evaluate_motion",
+    "fit_chosen_protector",
     "load_motion_task",
     "make_attackers",
     "make_protectors",
