@@ -1,16 +1,17 @@
 """Speed-up of a privacy-utility search on a Dask cluster, measured and projected.
 
 The same ``GridSearchCV`` runs on a :class:`~distributed.LocalCluster` of 1 and then 2
-worker processes (one task at a time each) in one run: an :class:`~sklearn_privacy.motion.SSASmoother`
-(4 values of ``n_components`` by default) before an app (logistic regression on motion features), scored on
-2 subject-disjoint folds of HAPT by the activity macro-F1 (utility) and by
+worker processes (one task at a time each) in one run: an
+:class:`~sklearn_privacy.motion.SSASmoother` (4 values of ``n_components`` by default)
+before an app (logistic regression on motion features), scored on 2 subject-disjoint
+folds of HAPT by the activity macro-F1 (utility) and by
 :class:`~sklearn_privacy.metrics.PrivacyScorer` (privacy: an adaptive
-logistic-regression attacker on motion features, retrained on protected windows,
-on other recordings of the same people). Each search is repeated; the figure is the
+logistic-regression attacker on motion features, retrained on protected windows, on
+other recordings of the same people). Each search is repeated; the figure is the
 median wall time, and the ratio of the medians is the measured speed-up.
 
-From the task stream of the 1-worker runs (the duration of each task, the data each
-task received) and two small probes on the 2-worker cluster (the round trip of an empty
+From the task stream of the first 1-worker run (the compute time of each task) and
+two small probes on the 2-worker cluster (the round trip of an empty
 task; the time to broadcast the windows to every worker), the script projects the wall
 time on N workers: the tasks packed onto N workers longest first (their longest task
 is the critical path, since the (candidate, fold) tasks are independent), plus the
@@ -199,7 +200,8 @@ def main(argv=None):
         f"({data_bytes / 1e6:.1f} MB), {n_people} people; GridSearchCV of "
         f"{len(args.n_components)} SSASmoother candidates x 2 subject-disjoint folds "
         "(utility: macro-F1 of a logistic regression on motion features; privacy: "
-        "PrivacyScorer, adaptive logistic-regression attacker, recording-disjoint inner split); LocalCluster, "
+        "PrivacyScorer, adaptive logistic-regression attacker, recording-disjoint inner "
+        "split); LocalCluster, "
         f"processes, one task at a time each; median of {args.repeats} repeats.", "",
         "| workers | median wall s | all repeats s |", "|---|---|---|",
     ]
