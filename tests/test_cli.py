@@ -176,3 +176,29 @@ def test_zero_jobs_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", "motion", "--n-jobs", "0", "--output", str(tmp_path),
                  "--quiet"]) == 2
     assert "--n-jobs must be a non-zero integer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_evaluate_motion_runs_its_tasks_on_a_dask_scheduler(hapt_available, tmp_path,
+                                                           capsys):
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                       dashboard_address=None, silence_logs=50)
+    observer = distributed.Client(cluster)
+    try:
+        with distributed.get_task_stream(observer) as stream:
+            status = main([
+                "evaluate", "motion", "--max-subjects", "3", "--profile", "quick",
+                "--epochs", "1", "--protectors", "raw,ssa-1", "--attackers", "features",
+                "--scheduler", cluster.scheduler_address, "--output", str(tmp_path),
+            ])
+    finally:
+        observer.close()
+        cluster.close()
+    assert status == 0
+    out = capsys.readouterr().out
+    assert f"running on the Dask scheduler at {cluster.scheduler_address} (2 workers)" in out
+    # the (fold, protector) tasks ran on the cluster's workers
+    assert any("_indexed" in str(task["key"]) for task in stream.data)
+    assert (tmp_path / "report.json").exists()
