@@ -54,6 +54,7 @@ def _parser():
     from .evaluation import (
         APPS,
         ATTACKERS,
+        CHOOSE_RULES,
         DEFAULT_APPS,
         DEFAULT_ATTACKERS,
         DEFAULT_PROTECTORS,
@@ -108,6 +109,26 @@ def _parser():
     motion.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     motion.add_argument("--output", default="sklearn_privacy_output",
                         help="folder for report.json, report.md and frontier.png "
+                             "(default: %(default)s)")
+    motion.add_argument("--n-jobs", type=int, default=None,
+                        help="(fold, protector) tasks run at once; -1: all processors, or "
+                             "all the cluster's workers with --scheduler (default: 1, or -1 "
+                             "with --scheduler)")
+    motion.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="address of a running Dask scheduler (e.g. tcp://host:8786) to "
+                             "run the tasks on its workers; needs the 'distributed' extra "
+                             "(default: none, run here)")
+    motion.add_argument("--save-model", metavar="PATH", default=None,
+                        help="after the report, fit the protector picked by --choose on all "
+                             "the data and save it to PATH for 'sklearn-privacy protect' "
+                             "(default: save nothing)")
+    motion.add_argument("--choose", default="first", choices=list(CHOOSE_RULES),
+                        help="protector saved by --save-model: 'first', the first one given "
+                             "other than raw; 'private', the one with the lowest worst-case "
+                             "adaptive advantage among those whose activity macro-F1 "
+                             "reaches --utility-floor (default: %(default)s)")
+    motion.add_argument("--utility-floor", type=float, default=0.0,
+                        help="lowest activity macro-F1 for --choose private "
                              "(default: %(default)s)")
     motion.add_argument("--quiet", action="store_true", help="no progress output")
     _add_image_parser(kinds)
@@ -179,12 +200,40 @@ def _add_image_parser(kinds):
     image.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+#: Seconds to wait for a Dask scheduler before giving up.
+_CONNECT_TIMEOUT = 10
+
+
+def _connect(address):
+    """A ``distributed.Client`` connected to ``address``, or a ValueError saying why not."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ValueError(
+            "--scheduler needs Dask's distributed package: pip install "
+            "'sklearn-privacy[distributed]'."
+        ) from exc
+    try:
+        return distributed.Client(address, timeout=f"{_CONNECT_TIMEOUT}s",
+                                  set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ValueError(
+            f"could not reach a Dask scheduler at {address!r} within {_CONNECT_TIMEOUT} s "
+            f"({exc}). Start one with 'dask scheduler' and workers with 'dask worker "
+            "ADDRESS', and give the address it prints."
+        ) from exc
+
+
 def _evaluate_motion(args):
+    import contextlib
+
     import pandas as pd
 
     from .evaluation import (
         PROFILES,
+        choose_protector,
         evaluate_motion,
+        fit_chosen_protector,
         load_motion_task,
         make_apps,
         make_attackers,
@@ -193,6 +242,8 @@ def _evaluate_motion(args):
         write_outputs,
     )
 
+    if args.n_jobs == 0:
+        raise ValueError("--n-jobs must be a non-zero integer (-1: all processors).")
     profile = PROFILES[args.profile]
     epochs = args.epochs if args.epochs is not None else profile["epochs"]
     verbose = 0 if args.quiet else 1
@@ -204,16 +255,30 @@ def _evaluate_motion(args):
                   random_state=args.seed)
     attackers = make_attackers(args.attackers, **budget)
     apps = make_apps(args.apps, **budget)
-    task = load_motion_task(args.data, target=args.target, step=args.step,
-                            max_subjects=args.max_subjects)
-    if verbose:
-        print(f"{task.dataset}: {len(task.X)} windows of {task.X.shape[1]} samples x "
-              f"{task.X.shape[2]} channels, {len(set(task.groups[:, 0]))} people, "
-              f"target={task.sensitive_name}", flush=True)
-    report = evaluate_motion(
-        task, protectors, attackers, apps=apps, profiles=profiles,
-        utility_splits=profile["utility_splits"], random_state=args.seed, verbose=verbose,
-    )
+    with contextlib.ExitStack() as stack:
+        n_jobs = args.n_jobs
+        if args.scheduler is not None:
+            # Connect first: an unreachable scheduler fails before any data is loaded.
+            import joblib
+
+            client = stack.enter_context(_connect(args.scheduler))
+            stack.enter_context(joblib.parallel_config(backend="dask", client=client))
+            n_jobs = -1 if n_jobs is None else n_jobs
+            if verbose:
+                workers = len(client.scheduler_info(n_workers=-1)["workers"])
+                print(f"running on the Dask scheduler at {args.scheduler} ({workers} "
+                      "workers)", flush=True)
+        task = load_motion_task(args.data, target=args.target, step=args.step,
+                                max_subjects=args.max_subjects)
+        if verbose:
+            print(f"{task.dataset}: {len(task.X)} windows of {task.X.shape[1]} samples x "
+                  f"{task.X.shape[2]} channels, {len(set(task.groups[:, 0]))} people, "
+                  f"target={task.sensitive_name}", flush=True)
+        report = evaluate_motion(
+            task, protectors, attackers, apps=apps, profiles=profiles,
+            utility_splits=profile["utility_splits"], random_state=args.seed,
+            n_jobs=n_jobs, verbose=verbose,
+        )
     paths = write_outputs(report, args.output, sensitive_name=task.sensitive_name)
     shown = list(attackers) + (["worst"] if len(attackers) > 1 else [])
     for attacker in shown:
@@ -226,6 +291,15 @@ def _evaluate_motion(args):
           "saw.")
     print(f"wrote {paths['json']}, {paths['markdown']} and {paths['plot']} "
           f"in {time.perf_counter() - start:.0f} s")
+    if args.save_model is not None:
+        from .persistence import save_protector
+
+        chosen = choose_protector(report, args.choose, utility_floor=args.utility_floor,
+                                  sensitive_name=task.sensitive_name)
+        fitted = fit_chosen_protector(task, protectors[chosen])
+        save_protector(fitted, args.save_model)
+        print(f"saved {chosen} (--choose {args.choose}), fitted on all {len(task.X)} "
+              f"windows, to {args.save_model}")
     return 0
 
 

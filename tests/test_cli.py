@@ -132,3 +132,85 @@ def test_missing_rocket_extra_is_a_clear_error(hapt_available, tmp_path, capsys,
                    "--output", str(tmp_path), "--quiet"])
     assert status == 2
     assert 'pip install "sklearn-privacy[rocket]"' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_evaluate_motion_saves_the_chosen_protector_for_protect(hapt_available, tmp_path,
+                                                                capsys):
+    import numpy as np
+
+    from sklearn_privacy.evaluation import load_motion_task
+    from sklearn_privacy.motion import SSASmoother
+    from sklearn_privacy.persistence import load_protector
+
+    model = tmp_path / "chosen.skp"
+    status = main([
+        "evaluate", "motion", "--max-subjects", "3", "--profile", "quick",
+        "--protectors", "raw,ssa-1", "--attackers", "features", "--n-jobs", "1",
+        "--output", str(tmp_path / "out"), "--save-model", str(model), "--quiet",
+    ])
+    assert status == 0
+    assert "saved SSASmoother(1) (--choose first), fitted on all" in capsys.readouterr().out
+    protector = load_protector(model)
+    assert isinstance(protector, SSASmoother) and protector.n_components == 1
+    # fitted on the windows of the evaluation, and ``protect`` applies it
+    task = load_motion_task("hapt", step=128, max_subjects=3)
+    assert protector.n_features_in_ == task.X.shape[1] * task.X.shape[2]
+    np.save(tmp_path / "windows.npy", task.X[:50])
+    assert main(["protect", str(model), str(tmp_path / "windows.npy"),
+                 str(tmp_path / "protected.npy"), "--quiet"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "protected.npy"),
+                               protector.transform(task.X[:50]), rtol=1e-6)
+
+
+def test_unreachable_scheduler_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    import sklearn_privacy.cli as cli
+
+    monkeypatch.setattr(cli, "_CONNECT_TIMEOUT", 1)
+    status = main(["evaluate", "motion", "--scheduler", "tcp://127.0.0.1:9",
+                   "--output", str(tmp_path), "--quiet"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "could not reach a Dask scheduler at 'tcp://127.0.0.1:9' within 1 s" in err
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_scheduler_without_dask_says_what_to_install(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    status = main(["evaluate", "motion", "--scheduler", "tcp://127.0.0.1:9",
+                   "--output", str(tmp_path), "--quiet"])
+    assert status == 2
+    assert "pip install 'sklearn-privacy[distributed]'" in capsys.readouterr().err
+
+
+def test_zero_jobs_is_a_clear_error(tmp_path, capsys):
+    assert main(["evaluate", "motion", "--n-jobs", "0", "--output", str(tmp_path),
+                 "--quiet"]) == 2
+    assert "--n-jobs must be a non-zero integer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_evaluate_motion_runs_its_tasks_on_a_dask_scheduler(hapt_available, tmp_path,
+                                                           capsys):
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                       dashboard_address=None, silence_logs=50)
+    observer = distributed.Client(cluster)
+    try:
+        with distributed.get_task_stream(observer) as stream:
+            status = main([
+                "evaluate", "motion", "--max-subjects", "3", "--profile", "quick",
+                "--epochs", "1", "--protectors", "raw,ssa-1", "--attackers", "features",
+                "--scheduler", cluster.scheduler_address, "--output", str(tmp_path),
+            ])
+    finally:
+        observer.close()
+        cluster.close()
+    assert status == 0
+    out = capsys.readouterr().out
+    assert f"running on the Dask scheduler at {cluster.scheduler_address} (2 workers)" in out
+    # the (fold, protector) tasks ran on the cluster's workers
+    assert any("_indexed" in str(task["key"]) for task in stream.data)
+    assert (tmp_path / "report.json").exists()

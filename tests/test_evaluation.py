@@ -292,8 +292,9 @@ def test_report_with_segment_rows():
     _GroupsSpy.calls.clear()
     with_rows = privacy_utility_report({"raw": "raw"}, X, y, subject, groups=rows, **kwargs)
     calls = list(_GroupsSpy.calls)
-    # 2 utility folds x (app on protected + raw app), 2 privacy folds x 1 attacker.
-    assert len(calls) == 6 and all(g.ndim == 2 and g.shape[1] == 3 for g in calls)
+    # 2 utility folds x 1 raw app (without protection it is also the app retrained on
+    # protected data), 2 privacy folds x 1 static attacker.
+    assert len(calls) == 4 and all(g.ndim == 2 and g.shape[1] == 3 for g in calls)
     # Privacy folds split by recording (the segment is ignored): every person trains.
     for g in calls[-2:]:
         assert len(np.unique(g[:, 0])) == 6 and len(np.unique(g[:, :2], axis=0)) == 6
@@ -306,6 +307,10 @@ def test_report_with_segment_rows():
 
 def test_report_validation():
     X, y, subject, groups = make_data()
+    for n_jobs in (0, 1.5, "2", True):
+        with pytest.raises(ValueError, match="n_jobs must be None or a non-zero int"):
+            privacy_utility_report({"raw": "raw"}, X, y, subject, groups=groups,
+                                   app=flat_lr(), attackers={"lr": flat_lr()}, n_jobs=n_jobs)
     with pytest.raises(ValueError, match="subject, recording"):
         privacy_utility_report({"raw": "raw"}, X, y, subject, groups=subject,
                                app=flat_lr(), attackers={"lr": flat_lr()})
@@ -450,11 +455,16 @@ def test_report_verbose_prints_steps_with_elapsed_and_eta(capsys):
                            attackers={"lr": flat_lr()}, utility_cv=2, privacy_cv=2,
                            modes=("static",), verbose=1)
     lines = capsys.readouterr().out.strip().splitlines()
-    # 2 utility folds + 2 privacy folds, one protector, then the end.
-    assert len(lines) == 5
-    assert lines[0].startswith("[privacy_utility_report] 0/4 00:00 elapsed, ? left: utility")
-    assert "1/4" in lines[1] and "? left" not in lines[1]
-    assert "privacy fold 1: raw" in lines[3] and lines[4].endswith("00:00 left: done")
+    # Shared models (2 utility folds + 2 privacy folds), then 2 + 2 (fold, protector)
+    # tasks, each printed when it finishes, then the end.
+    assert len(lines) == 9
+    assert lines[0].startswith(
+        "[privacy_utility_report] 1/8 00:00 elapsed, 00:00 left: utility fold 0: raw-data apps"
+    )
+    assert "privacy fold 1: static attackers" in lines[3]
+    assert "5/8" in lines[4] and "utility fold 0: raw" in lines[4]
+    assert "8/8" in lines[7] and "privacy fold 1: raw" in lines[7]
+    assert lines[8].endswith("00:00 left: done")
 
 
 # -- records --------------------------------------------------------------------------------
@@ -505,6 +515,11 @@ def test_step_progress_eta_from_the_steps_done_with_a_fake_clock(capsys):
     assert capsys.readouterr().out == "" and len(quiet.lines) == 1
     with pytest.raises(ValueError, match="total must be positive"):
         StepProgress(0, desc="job")
+    # Parallel steps are reported when they finish: counted first, then printed.
+    done = StepProgress(2, desc="job", verbose=False, clock=clock)
+    clock.now += 10
+    done.complete("a")
+    assert done.lines == ["[job] 1/2 00:10 elapsed, 00:10 left: a"]
 
 
 # -- the plot of a report --------------------------------------------------------------------
@@ -658,3 +673,33 @@ def test_evaluation_uses_no_private_name_of_another_subpackage():
             if any(part.startswith("_") for part in module + [a.name for a in node.names]):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
+
+
+def test_choose_protector_first_and_private_with_a_utility_floor():
+    from sklearn_privacy.evaluation import choose_protector
+
+    def rows(protector, f1, window, recording):
+        return [
+            make_record("d", protector, "activity_macro_f1", f1, attacker="best"),
+            make_record("d", protector, "identity_advantage", window, attacker="worst",
+                        mode="adaptive", level="window"),
+            make_record("d", protector, "identity_advantage", recording, attacker="worst",
+                        mode="adaptive", level="recording"),
+            # a static row more private than any adaptive one must not count
+            make_record("d", protector, "identity_advantage", 0.0, attacker="worst",
+                        mode="static", level="window"),
+        ]
+
+    report = pd.DataFrame(rows("raw", 0.9, 0.5, 0.9) + rows("weak", 0.85, 0.4, 0.8)
+                          + rows("strong", 0.5, 0.05, 0.1) + rows("mid", 0.8, 0.3, 0.2))
+    assert choose_protector(report) == "weak"
+    assert choose_protector(report, "private") == "strong"
+    # Above a floor of 0.6, the worse of the two levels counts: 0.3 for "mid" against
+    # 0.8 for "weak".
+    assert choose_protector(report, "private", utility_floor=0.6) == "mid"
+    with pytest.raises(ValueError, match="no protector reaches the utility floor 0.95"):
+        choose_protector(report, "private", utility_floor=0.95)
+    with pytest.raises(ValueError, match="no protector other than 'raw'"):
+        choose_protector(report[report.protector == "raw"])
+    with pytest.raises(ValueError, match="rule must be one of"):
+        choose_protector(report, "best")

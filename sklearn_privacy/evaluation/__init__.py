@@ -24,6 +24,8 @@ This layer sits above :mod:`sklearn_privacy.metrics` and
 - :func:`image_privacy_report`: image protectors against the attacked classifier,
   unseen architectures, robustness transforms and adaptive attackers, with quality and
   PSNR-matched references; :func:`matched_psnr_noise`, :func:`matched_psnr_blur`.
+- :func:`choose_protector` and :func:`fit_chosen_protector` pick the protector to
+  deploy from a report (rules :data:`CHOOSE_RULES`) and fit it on all the data.
 """
 
 import importlib
@@ -34,12 +36,15 @@ import importlib
 from ._jobs import (
     APPS,
     ATTACKERS,
+    CHOOSE_RULES,
     DEFAULT_APPS,
     DEFAULT_ATTACKERS,
     DEFAULT_PROTECTORS,
     PROFILES,
     PROTECTORS,
+    choose_protector,
     evaluate_motion,
+    fit_chosen_protector,
     load_motion_task,
     make_apps,
     make_attackers,
@@ -83,6 +88,7 @@ __all__ = [
     "IMAGE_ROBUSTNESS",
     "ATTACKERS",
     "BEST_APP",
+    "CHOOSE_RULES",
     "DEFAULT_APPS",
     "DEFAULT_ATTACKERS",
     "DEFAULT_PROTECTORS",
@@ -91,6 +97,7 @@ __all__ = [
     "PrivacyUtilityDisplay",
     "RECORD_KEYS",
     "WORST_ATTACKER",
+    "choose_protector",
     "environment_record",
     "evaluate_image",
     "evaluate_motion",
@@ -98,6 +105,7 @@ __all__ = [
     "image_privacy_report",
     "image_summary_rows",
     "load_image_task",
+    "fit_chosen_protector",
     "load_motion_task",
     "make_apps",
     "make_attackers",

@@ -14,12 +14,15 @@ from pathlib import Path
 __all__ = [
     "APPS",
     "ATTACKERS",
+    "CHOOSE_RULES",
     "DEFAULT_APPS",
     "DEFAULT_ATTACKERS",
     "DEFAULT_PROTECTORS",
     "PROFILES",
     "PROTECTORS",
+    "choose_protector",
     "evaluate_motion",
+    "fit_chosen_protector",
     "load_motion_task",
     "make_apps",
     "make_attackers",
@@ -320,7 +323,8 @@ def load_motion_task(data="hapt", *, target="identity", length=128, step=64,
 
 
 def evaluate_motion(task, protectors, attackers, *, apps=None, profiles=None,
-                    utility_splits=3, privacy_splits=2, random_state=0, verbose=1):
+                    utility_splits=3, privacy_splits=2, random_state=0, n_jobs=None,
+                    verbose=1):
     """Run the privacy-utility evaluation and return its records.
 
     Utility: each app (by default :func:`make_apps`'s ROCKET app) on subject-disjoint
@@ -329,7 +333,10 @@ def evaluate_motion(task, protectors, attackers, *, apps=None, profiles=None,
     recording-disjoint folds (the same people, other recordings), adaptive (retrained
     on protected data) and static (trained on raw data), per window and per recording,
     and the worst case over the attackers (``"worst"``). With ``verbose``, each step is
-    printed with the elapsed time and an estimate of the time left.
+    printed with the elapsed time and an estimate of the time left. ``n_jobs`` runs
+    the (fold, protector) tasks in parallel through joblib (see
+    :func:`~sklearn_privacy.evaluation.privacy_utility_report`), also on a Dask cluster
+    under ``joblib.parallel_config(backend="dask")``.
 
     Returns
     -------
@@ -346,10 +353,100 @@ def evaluate_motion(task, protectors, attackers, *, apps=None, profiles=None,
         attackers=attackers, utility_cv=SubjectDisjointSplit(n_splits=utility_splits),
         privacy_cv=RecordingDisjointSplit(n_splits=privacy_splits),
         sensitive_name=task.sensitive_name, dataset=task.dataset,
-        random_state=random_state, verbose=verbose,
+        random_state=random_state, n_jobs=n_jobs, verbose=verbose,
     )
     report["profile"] = report["protector"].map(profiles or {})
     return report
+
+
+#: Rules of :func:`choose_protector`.
+CHOOSE_RULES = ("first", "private")
+
+
+def choose_protector(report, rule="first", *, utility_floor=0.0, sensitive_name="identity"):
+    """Name of the protector to deploy, chosen from a report by a simple rule.
+
+    Parameters
+    ----------
+    report : DataFrame or list of dict
+        Records of :func:`~sklearn_privacy.evaluation.privacy_utility_report`.
+    rule : {"first", "private"}, default="first"
+        ``"first"``: the first protector of the report that is not ``"raw"``.
+        ``"private"``: among the protectors other than ``"raw"`` whose utility (the
+        ``activity_macro_f1`` of the best app, retrained on protected data) is at least
+        ``utility_floor``, the one with the lowest worst-case privacy figure: the
+        ``{sensitive_name}_advantage`` of the strongest attacker (``"worst"``, or the
+        only one), adaptive when the report has adaptive rows, at its worse level
+        (the higher of window and recording). Ties go to the first.
+    utility_floor : float, default=0.0
+        Lowest acceptable macro-F1 for ``rule="private"``.
+    sensitive_name : str, default="identity"
+        Prefix of the privacy metrics.
+
+    Returns
+    -------
+    name : str
+        A value of the report's ``protector`` column.
+
+    Raises
+    ------
+    ValueError
+        When no protector other than ``"raw"`` qualifies.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if rule not in CHOOSE_RULES:
+        raise ValueError(f"rule must be one of {CHOOSE_RULES}; got {rule!r}.")
+    frame = pd.DataFrame(report)
+    names = [name for name in frame["protector"].unique() if name != "raw"]
+    if not names:
+        raise ValueError("the report has no protector other than 'raw' to choose.")
+    if rule == "first":
+        return names[0]
+    utility = frame[(frame["metric"] == "activity_macro_f1")
+                    & frame["attacker"].isin(["best"])].set_index("protector")["value"]
+    advantage = frame[frame["metric"] == f"{sensitive_name}_advantage"]
+    attackers = set(advantage["attacker"].dropna())
+    attacker = "worst" if "worst" in attackers else next(iter(sorted(attackers)), None)
+    mode = "adaptive" if (advantage["mode"] == "adaptive").any() else "static"
+    advantage = advantage[(advantage["attacker"] == attacker) & (advantage["mode"] == mode)
+                          & advantage["level"].isin(["window", "recording"])]
+    worst = advantage.groupby("protector")["value"].max()
+    best, best_value = None, np.inf
+    for name in names:
+        if utility.get(name, -np.inf) < utility_floor or name not in worst.index:
+            continue
+        if worst[name] < best_value:
+            best, best_value = name, worst[name]
+    if best is None:
+        raise ValueError(
+            f"no protector reaches the utility floor {utility_floor:g} (activity macro-F1 "
+            "of the best app); lower --utility-floor or add protectors."
+        )
+    return best
+
+
+def fit_chosen_protector(task, protector):
+    """Fit a clone of ``protector`` on all the windows of ``task``, for deployment.
+
+    The protector receives the task's activity labels and, when its ``fit`` takes them,
+    its sensitive labels, as in the evaluation.
+
+    Parameters
+    ----------
+    task : Bunch
+        As returned by :func:`load_motion_task`.
+    protector : estimator
+        The protector (unfitted; it is cloned).
+
+    Returns
+    -------
+    fitted : estimator
+    """
+    from ._motion import _fit_protector
+
+    return _fit_protector(protector, task.X, task.y, task.sensitive)
 
 
 _SUMMARY_COLUMNS = [

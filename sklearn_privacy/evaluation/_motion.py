@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn import get_config
 from sklearn.base import clone
 from sklearn.metrics import f1_score
@@ -103,6 +104,103 @@ def _attack_scores(fitted, X_test, s_test, groups_test, *, metric, pooling, leve
     return out
 
 
+def _fit_models(models, X, labels, groups, train):
+    """Task: fit each of ``models`` on the raw training windows of a fold."""
+    X_tr = _safe_indexing(X, train)
+    return {name: _fit_model(model, X_tr, labels[train], groups[train])
+            for name, model in models.items()}
+
+
+def _protect(protector, X_tr, X_te, y_tr, s_tr):
+    """Protected training and test windows of a fold, and the protector's fit time."""
+    if _is_raw(protector):
+        return X_tr, X_te, 0.0
+    start = time.perf_counter()
+    fitted = _fit_protector(protector, X_tr, y_tr, s_tr)
+    fit_seconds = time.perf_counter() - start
+    return fitted.transform(X_tr), fitted.transform(X_te), fit_seconds
+
+
+def _utility_task(name, protector, apps, raw_apps, X, y, s, groups, train, test, *,
+                  distortion):
+    """Task: the utility figures of one protector on one subject-disjoint fold.
+
+    Returns ``(key, value, chance)`` tuples with ``key`` = (protector, metric, app,
+    mode, level).
+    """
+    X_tr, X_te = _safe_indexing(X, train), _safe_indexing(X, test)
+    Xp_tr, Xp_te, fit_seconds = _protect(protector, X_tr, X_te, y[train], s[train])
+    out = [((name, "fit_seconds", None, None, None), fit_seconds, None)]
+    for app_name, app_model in apps.items():
+        # Apps (like attackers) get the groups rows for a grouped early-stopping split.
+        # Without protection, the app retrained on protected data is the raw app.
+        app_p = (raw_apps[app_name] if _is_raw(protector)
+                 else _fit_model(app_model, Xp_tr, y[train], groups[train]))
+        out.append(((name, "activity_macro_f1", app_name, None, None),
+                    f1_score(y[test], app_p.predict(Xp_te), average="macro"), None))
+        out.append(((name, "activity_macro_f1_raw_app", app_name, None, None),
+                    f1_score(y[test], raw_apps[app_name].predict(Xp_te), average="macro"),
+                    None))
+    if distortion and np.shape(Xp_te) == np.shape(X_te):
+        out.append(((name, "mse", None, None, None), mse(X_te, Xp_te), None))
+        out.append(((name, "snr_db", None, None, None), snr_db(X_te, Xp_te), None))
+    return out
+
+
+def _privacy_task(name, protector, attackers, static, X, y, s, groups, train, test, *,
+                  modes, levels, metric, pooling, sensitive_name):
+    """Task: the attack figures of one protector on one recording-disjoint fold.
+
+    ``static`` holds the attackers already trained on the raw training windows (None
+    when no static attacker is needed). Returns ``(key, value, chance)`` tuples.
+    """
+    X_tr, X_te = _safe_indexing(X, train), _safe_indexing(X, test)
+    raw = _is_raw(protector)
+    Xp_tr, Xp_te, _ = _protect(protector, X_tr, X_te, y[train], s[train])
+    out = []
+    for att_name, attacker in attackers.items():
+        for mode in modes:
+            if mode == "static" or raw:
+                model = static[att_name]
+            else:
+                model = _fit_model(attacker, Xp_tr, s[train], groups[train])
+            for level, figure, value, chance in _attack_scores(
+                model, Xp_te, s[test], groups[test], metric=metric, pooling=pooling,
+                levels=levels,
+            ):
+                out.append(((name, f"{sensitive_name}_{figure}", att_name, mode, level),
+                            value, None if figure == "advantage" else chance))
+    return out
+
+
+def _run_tasks(tasks, labels, n_jobs, progress):
+    """Run joblib tasks, report each as it finishes, return the results in task order.
+
+    The tasks run under the active joblib backend (local processes, or a Dask cluster
+    under ``joblib.parallel_config(backend="dask")``); the order of the results never
+    depends on the order in which the tasks finish.
+    """
+    if not tasks:
+        return []
+    indexed = [delayed(_indexed)(i, task) for i, task in enumerate(tasks)]
+    try:
+        finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(indexed)
+    except ValueError as exc:  # a backend without generators (multiprocessing)
+        if "return_as" not in str(exc):
+            raise
+        finished = Parallel(n_jobs=n_jobs)(indexed)
+    results = [None] * len(tasks)
+    for i, result in finished:
+        results[i] = result
+        progress.complete(labels[i])
+    return results
+
+
+def _indexed(i, task):
+    function, args, kwargs = task
+    return i, function(*args, **kwargs)
+
+
 def _default_cnn(random_state):
     from ..adversaries import TimeSeriesCNNClassifier
 
@@ -132,13 +230,6 @@ def _check_models(models, what, reserved):
                 f"{reserved!r} is reserved for the headline rows; rename that entry of {what}."
             )
     return dict(models)
-
-
-def _n_splits(cv, X, y, groups):
-    try:
-        return int(cv.get_n_splits(X, y, groups))
-    except (AttributeError, TypeError, ValueError):
-        return None
 
 
 def _strongest(frame, by, figures, *, key="attacker", rename):
@@ -178,6 +269,7 @@ def privacy_utility_report(
     distortion=True,
     dataset=None,
     random_state=None,
+    n_jobs=None,
     verbose=0,
 ):
     """Utility and privacy of several protectors, as tidy benchmark records.
@@ -244,9 +336,20 @@ def privacy_utility_report(
         Value of the ``dataset`` column.
     random_state : int, default=None
         Seeds the default apps and attackers.
+    n_jobs : int, default=None
+        Number of tasks run at once by :class:`joblib.Parallel`: one task per fold for
+        the models shared by all protectors (the raw-data apps, the static attackers),
+        then one per (fold, protector). ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context; ``-1`` means all processors. Under
+        ``joblib.parallel_config(backend="dask")`` with a connected
+        ``distributed.Client``, the tasks run on the Dask cluster. The report does not
+        depend on the backend, the number of workers or the order in which tasks
+        finish, provided every random draw of the protectors, apps and attackers is
+        seeded (an integer ``random_state``; ``noise_random_state`` for
+        :class:`~sklearn_privacy.motion.GaussianNoise`); only ``fit_seconds`` varies.
     verbose : int, default=0
-        When positive, print each step (fold and protector) with the elapsed time and
-        an estimate of the time left.
+        When positive, print each task (fold and protector) as it finishes, with the
+        elapsed time and an estimate of the time left.
 
     Returns
     -------
@@ -278,7 +381,12 @@ def privacy_utility_report(
     Cost: for each protector and fold, one protector fit, one fit per app (utility
     folds) and one adaptive fit per attacker (privacy folds); the raw-data apps and the
     static attackers are trained once per fold and shared by all protectors. For a
-    protector that is ``"raw"``, the adaptive attacker *is* the static one.
+    protector that is ``"raw"``, the adaptive attacker *is* the static one and the app
+    retrained on protected data *is* the raw-data app.
+
+    Each task receives whole ``X`` and the indices of its fold: joblib's process
+    backend memory-maps large arrays for its workers, and its Dask backend sends each
+    large argument to the cluster once.
     """
     if not isinstance(protectors, dict) or not protectors:
         raise ValueError("protectors must be a non-empty dict of name -> protector (or 'raw').")
@@ -309,6 +417,10 @@ def privacy_utility_report(
         )
     groups = np.asarray(groups)
     check_window_groups(groups, n, allow_1d=False)
+    if n_jobs is not None and (
+        not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0
+    ):
+        raise ValueError(f"n_jobs must be None or a non-zero int; got {n_jobs!r}.")
     if app is not None and apps is not None:
         raise ValueError("give app or apps, not both.")
     if apps is None:
@@ -323,74 +435,53 @@ def privacy_utility_report(
         metric = "balanced_accuracy" if len(np.unique(s)) == 2 else "accuracy"
     resolved_metric = metric
 
-    n_utility = _n_splits(utility_cv, X, y, groups)
-    n_privacy = _n_splits(privacy_cv, X, s, groups)
-    progress = StepProgress(
-        ((n_utility or 1) + (n_privacy or 1)) * len(protectors),
-        desc="privacy_utility_report", verbose=verbose > 0,
-    )
-    values = {}  # (protector, metric, attacker, mode, level) -> list of (value, chance)
+    utility_folds = list(utility_cv.split(X, y, groups))
+    privacy_folds = list(privacy_cv.split(X, s, groups))
+    raw_names = [name for name, protector in protectors.items() if _is_raw(protector)]
+    need_static = "static" in modes or bool(raw_names)
 
-    def add(key, value, chance=None):
-        values.setdefault(key, []).append((value, chance))
+    # -- stage 1: the models shared by every protector of a fold -----------------
+    # The raw-data apps (utility folds) and the static attackers (privacy folds) are
+    # trained once per fold, as their own tasks, then handed to the protector tasks.
+    shared_tasks, shared_labels = [], []
+    for fold, (train, _) in enumerate(utility_folds):
+        shared_tasks.append(delayed(_fit_models)(apps, X, y, groups, train))
+        shared_labels.append(f"utility fold {fold}: raw-data apps")
+    if need_static:
+        for fold, (train, _) in enumerate(privacy_folds):
+            shared_tasks.append(delayed(_fit_models)(attackers, X, s, groups, train))
+            shared_labels.append(f"privacy fold {fold}: static attackers")
 
-    # -- utility: other people ---------------------------------------------------
-    for fold, (train, test) in enumerate(utility_cv.split(X, y, groups)):
-        X_tr, X_te = _safe_indexing(X, train), _safe_indexing(X, test)
-        raw_apps = {}
-        for name, protector in protectors.items():
-            progress.step(f"utility fold {fold}: {name}")
-            if _is_raw(protector):
-                Xp_tr, Xp_te, fit_seconds = X_tr, X_te, 0.0
-            else:
-                start = time.perf_counter()
-                fitted = _fit_protector(protector, X_tr, y[train], s[train])
-                fit_seconds = time.perf_counter() - start
-                Xp_tr, Xp_te = fitted.transform(X_tr), fitted.transform(X_te)
-            add((name, "fit_seconds", None, None, None), fit_seconds)
-            for app_name, app_model in apps.items():
-                # Apps (like attackers) get the groups rows for a grouped early-stopping
-                # split.
-                app_p = _fit_model(app_model, Xp_tr, y[train], groups[train])
-                add((name, "activity_macro_f1", app_name, None, None),
-                    f1_score(y[test], app_p.predict(Xp_te), average="macro"))
-                if app_name not in raw_apps:
-                    raw_apps[app_name] = _fit_model(app_model, X_tr, y[train], groups[train])
-                add((name, "activity_macro_f1_raw_app", app_name, None, None),
-                    f1_score(y[test], raw_apps[app_name].predict(Xp_te), average="macro"))
-            if distortion and np.shape(Xp_te) == np.shape(X_te):
-                add((name, "mse", None, None, None), mse(X_te, Xp_te))
-                add((name, "snr_db", None, None, None), snr_db(X_te, Xp_te))
-
-    # -- privacy: same people, other recordings ----------------------------------
+    # -- stage 2: one task per (fold, protector) ---------------------------------
     advantage_name = f"{sensitive_name}_advantage"
-    for fold, (train, test) in enumerate(privacy_cv.split(X, s, groups)):
-        X_tr, X_te = _safe_indexing(X, train), _safe_indexing(X, test)
-        static = {}
+    n_protector_tasks = (len(utility_folds) + len(privacy_folds)) * len(protectors)
+    progress = StepProgress(len(shared_tasks) + n_protector_tasks,
+                            desc="privacy_utility_report", verbose=verbose > 0)
+    shared = _run_tasks(shared_tasks, shared_labels, n_jobs, progress)
+    raw_apps = shared[:len(utility_folds)]
+    static = shared[len(utility_folds):] if need_static else [None] * len(privacy_folds)
+
+    tasks, labels = [], []
+    for fold, (train, test) in enumerate(utility_folds):
         for name, protector in protectors.items():
-            progress.step(f"privacy fold {fold}: {name}")
-            raw = _is_raw(protector)
-            if raw:
-                Xp_tr, Xp_te = X_tr, X_te
-            else:
-                fitted = _fit_protector(protector, X_tr, y[train], s[train])
-                Xp_tr, Xp_te = fitted.transform(X_tr), fitted.transform(X_te)
-            for att_name, attacker in attackers.items():
-                for mode in modes:
-                    if mode == "static" or raw:
-                        if att_name not in static:
-                            static[att_name] = _fit_model(
-                                attacker, X_tr, s[train], groups[train]
-                            )
-                        model = static[att_name]
-                    else:
-                        model = _fit_model(attacker, Xp_tr, s[train], groups[train])
-                    for level, figure, value, chance in _attack_scores(
-                        model, Xp_te, s[test], groups[test],
-                        metric=resolved_metric, pooling=pooling, levels=levels,
-                    ):
-                        add((name, f"{sensitive_name}_{figure}", att_name, mode, level),
-                            value, None if figure == "advantage" else chance)
+            tasks.append(delayed(_utility_task)(
+                name, protector, apps, raw_apps[fold], X, y, s, groups, train, test,
+                distortion=distortion,
+            ))
+            labels.append(f"utility fold {fold}: {name}")
+    for fold, (train, test) in enumerate(privacy_folds):
+        for name, protector in protectors.items():
+            tasks.append(delayed(_privacy_task)(
+                name, protector, attackers, static[fold], X, y, s, groups, train, test,
+                modes=modes, levels=levels, metric=resolved_metric, pooling=pooling,
+                sensitive_name=sensitive_name,
+            ))
+            labels.append(f"privacy fold {fold}: {name}")
+    values = {}  # (protector, metric, attacker, mode, level) -> list of (value, chance)
+    # Gathered in task order (folds, then protectors), whatever order they finish in.
+    for figures in _run_tasks(tasks, labels, n_jobs, progress):
+        for key, value, chance in figures:
+            values.setdefault(key, []).append((value, chance))
     progress.finish()
 
     rows = []

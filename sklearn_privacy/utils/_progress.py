@@ -78,6 +78,14 @@ class StepProgress:
         self._report(message)
         self.done += weight
 
+    def complete(self, message, weight=1):
+        """Report that the step ``message`` has just finished, counting its weight first.
+
+        For steps that run in parallel and are reported in the order they finish.
+        """
+        self.done += weight
+        self._report(message)
+
     def finish(self, message="done"):
         """Report the end of the job with its total time."""
         self.done = self.total

@@ -5,6 +5,8 @@
   (or an array in memory), with a progress bar.
 - :func:`dask_transform`: a Dask array chunked along the windows, transformed lazily by
   ``map_blocks``, so it runs on a Dask cluster.
+- :func:`transform_image_folder`: the image files of a folder, read a chunk of images at
+  a time and written as PNG files to another folder.
 
 Both feed each chunk to the protector's ``transform`` as it is: the result equals the
 in-memory ``transform`` whenever the protector transforms each window independently of
@@ -21,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["chunked_transform", "dask_transform"]
+__all__ = ["chunked_transform", "dask_transform", "transform_image_folder"]
+
+#: File suffixes read by :func:`transform_image_folder` by default.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 _DASK_MISSING = (
     "dask_transform needs Dask: install it with pip install \"sklearn-privacy[distributed]\" "
@@ -265,3 +270,114 @@ def dask_transform(protector, X):
         protect, X, dtype=dtype, chunks=(X.chunks[0], *((s,) for s in tail)),
         meta=np.empty((0,) * (1 + len(tail)), dtype=dtype), token="protect",
     )
+
+
+def transform_image_folder(protector, input_dir, output_dir, *, chunk_size=32,
+                           suffixes=IMAGE_SUFFIXES, verbose=False):
+    """Protect the image files of a folder, a chunk at a time, into PNG files.
+
+    The images of ``input_dir`` (its files whose suffix is in ``suffixes``, in name
+    order; subfolders are not read) are read as 8-bit RGB, ``chunk_size`` at a time,
+    given to ``protector.transform`` as a list of ``(H, W, 3)`` uint8 arrays (so they may
+    differ in size), and each protected image is written losslessly to
+    ``output_dir/<name>.png``. Only one chunk of images is in memory at a time.
+
+    Parameters
+    ----------
+    protector : fitted estimator
+        Anything whose ``transform`` takes a list of uint8 ``(H, W, 3)`` images and
+        returns one uint8 image per input (every image protector does), e.g. one loaded
+        with :func:`~sklearn_privacy.persistence.load_protector`.
+    input_dir : str or path-like
+        Folder of image files.
+    output_dir : str or path-like
+        Folder for the PNG files; created when missing, existing files of the same name
+        are overwritten. Must differ from ``input_dir``.
+    chunk_size : int, default=32
+        Images read, protected and written at a time.
+    suffixes : tuple of str, default=IMAGE_SUFFIXES
+        Suffixes (lower case, with the dot) of the files to read.
+    verbose : bool, default=False
+        Show a progress bar over the images.
+
+    Returns
+    -------
+    paths : list of Path
+        The PNG files written, in the order of the input files.
+
+    Raises
+    ------
+    ValueError
+        If ``input_dir`` holds no image file, two inputs share a name stem (they would
+        write the same PNG), the folders are the same, or the protector does not return
+        one ``(H, W, 3)`` image per input.
+    FileNotFoundError
+        If ``input_dir`` is not a folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from sklearn_privacy.utils import transform_image_folder
+    >>> class Invert:
+    ...     def transform(self, images):
+    ...         return [255 - image for image in images]
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(folder / "black.png")
+    >>> [path.name for path in transform_image_folder(Invert(), folder, folder / "out")]
+    ['black.png']
+    >>> int(np.asarray(Image.open(folder / "out" / "black.png")).min())
+    255
+    >>> import shutil
+    >>> shutil.rmtree(folder)
+    """
+    from PIL import Image
+
+    from ._torch import progress_bar
+
+    chunk_size = _check_chunk_size(chunk_size)
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if not input_dir.is_dir():
+        raise FileNotFoundError(f"No folder at {input_dir}.")
+    if output_dir.exists() and output_dir.resolve() == input_dir.resolve():
+        raise ValueError("output_dir must differ from input_dir: the PNG files written "
+                         "would replace the inputs.")
+    suffixes = tuple(suffix.lower() for suffix in suffixes)
+    files = sorted(path for path in input_dir.iterdir()
+                   if path.is_file() and path.suffix.lower() in suffixes)
+    if not files:
+        raise ValueError(f"{input_dir} holds no image file (suffixes {list(suffixes)}).")
+    stems = {}
+    for path in files:
+        if path.stem in stems:
+            raise ValueError(f"{stems[path.stem].name} and {path.name} would both be "
+                             f"written to {path.stem}.png; rename one of them.")
+        stems[path.stem] = path
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with progress_bar(len(files), desc="protect", verbose=verbose, unit="image") as bar:
+        for start in range(0, len(files), chunk_size):
+            batch = files[start:start + chunk_size]
+            images = []
+            for path in batch:
+                with Image.open(path) as image:
+                    images.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+            protected = protector.transform(images)
+            if len(protected) != len(images):
+                raise ValueError(f"The protector returned {len(protected)} images for "
+                                 f"{len(images)}.")
+            for path, image in zip(batch, protected):
+                image = np.asarray(image)
+                if image.ndim != 3 or image.shape[2] != 3:
+                    raise ValueError(f"The protector returned an image of shape "
+                                     f"{image.shape} for {path.name}; expected (H, W, 3).")
+                if image.dtype != np.uint8:
+                    raise ValueError(f"The protector returned {image.dtype} pixels for "
+                                     f"{path.name}; expected uint8 (give it uint8 images).")
+                target = output_dir / f"{path.stem}.png"
+                Image.fromarray(image).save(target)
+                written.append(target)
+            bar.update(len(batch))
+    return written
