@@ -39,12 +39,11 @@ from sklearn_privacy.adversaries import (
 )
 from sklearn_privacy.datasets import load_hapt, make_windows
 from sklearn_privacy.metrics import attack_score, chance_level, pool_by_recording
+from sklearn_privacy.evaluation import environment_record, write_benchmark_records
 from sklearn_privacy.model_selection import (
     RecordingDisjointSplit,
     SubjectDisjointSplit,
-    environment_record,
     window_groups,
-    write_benchmark_records,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
