@@ -7,7 +7,6 @@ preprocessing, after the protector has finished (never inside an attack loop).
 """
 
 import copy
-import io
 import math
 import time
 
@@ -33,24 +32,30 @@ __all__ = [
 
 
 # -- transforms the protected images may meet ------------------------------------------------
-def _jpeg75(images):
-    from PIL import Image
+def _on_levels(transform):
+    """Apply one of ColorFool's ``ROBUST_TRANSFORMS`` (8-bit levels ``(n, 3, H, W)``,
+    floats) to uint8 images ``(n, H, W, 3)``."""
 
-    out = np.empty_like(images)
-    for i, img in enumerate(images):
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="JPEG", quality=75)
-        buf.seek(0)
-        with Image.open(buf) as decoded:
-            out[i] = np.asarray(decoded.convert("RGB"))
-    return out
+    def apply(images):
+        import torch
+
+        levels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+        out = transform(levels)
+        return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+    return apply
+
+
+def _jpeg75(images):
+    from ..image import ROBUST_TRANSFORMS
+
+    return _on_levels(ROBUST_TRANSFORMS["jpeg"])(images)
 
 
 def _median3(images):
-    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
-    h, w = images.shape[1:3]
-    stack = [padded[:, i : i + h, j : j + w] for i in range(3) for j in range(3)]
-    return np.median(np.stack(stack), axis=0).astype(np.uint8)
+    from ..image import ROBUST_TRANSFORMS
+
+    return _on_levels(ROBUST_TRANSFORMS["median"])(images)
 
 
 def _quant4(images, bits=4):

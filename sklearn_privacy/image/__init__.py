@@ -10,7 +10,7 @@ input's convention. ``transform`` leaves a fitted protector unchanged; per-image
 
 from ._classifier import ImageClassifier, topk_out_rate
 from ._color import ciede2000, lab_to_rgb, lab_to_rgb_array, rgb_to_lab, rgb_to_lab_array
-from ._colorfool import ColorFool
+from ._colorfool import ROBUST_TRANSFORMS, ColorFool
 from ._edgefool import EdgeFool
 from ._pfgsm import PrivateFGSM
 from ._segmenters import SEGMENT_REGIONS, HeuristicSegmenter, Segmenter, TorchSegmenterAdapter
@@ -21,6 +21,7 @@ __all__ = [
     "HeuristicSegmenter",
     "ImageClassifier",
     "PrivateFGSM",
+    "ROBUST_TRANSFORMS",
     "SEGMENT_REGIONS",
     "Segmenter",
     "TorchSegmenterAdapter",
